@@ -1,0 +1,83 @@
+import Foundation
+import Logging
+import MCP
+
+/// Where the bridge keeps its state and which backend it drives.
+public struct BridgeConfiguration: Sendable {
+    /// The state directory (registry, local store, keys).
+    public var home: String
+    /// "local" or "vers".
+    public var backend: String
+
+    /// Reads `VERS_SWARM_HOME`, `VERS_SWARM_BACKEND` and `VERS_API_KEY`;
+    /// explicit values win.
+    public static func fromEnvironment(home: String? = nil, backend: String? = nil) -> BridgeConfiguration {
+        let env = ProcessInfo.processInfo.environment
+        let resolvedHome = home ?? env["VERS_SWARM_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? {
+            if let state = env["XDG_STATE_HOME"], !state.isEmpty { return state + "/vers-swarm" }
+            return (env["HOME"] ?? NSHomeDirectory()) + "/.local/state/vers-swarm"
+        }()
+        let hasKey = !(env["VERS_API_KEY"] ?? "").isEmpty
+        let resolvedBackend = backend ?? env["VERS_SWARM_BACKEND"].flatMap { $0.isEmpty ? nil : $0 } ?? (hasKey ? "vers" : "local")
+        return BridgeConfiguration(home: (resolvedHome as NSString).standardizingPath, backend: resolvedBackend)
+    }
+}
+
+/// The tool server's core: registry, backend and tools, shared by `serve`,
+/// `call`, `demo` and `ls`.
+public final class Bridge: Sendable {
+    public let configuration: BridgeConfiguration
+    public let registry: Registry
+    public let provider: any VMProvider
+    public let logger: Logger
+    /// Tools in the order tools/list shows them.
+    public let tools: [any ToolHandler]
+    private let byName: [String: any ToolHandler]
+
+    /// Opens the registry and the backend named by the configuration.
+    public init(configuration: BridgeConfiguration, logger: Logger) throws {
+        self.configuration = configuration
+        self.logger = logger
+        try HostFS.mkdirs(configuration.home, mode: 0o700)
+        registry = try Registry(path: configuration.home + "/registry.sqlite")
+        switch configuration.backend {
+        case "local":
+            provider = LocalProvider(home: configuration.home, logger: logger)
+        case "vers":
+            throw ToolError(.unavailable, "the Vers backend is not available in this build yet; unset VERS_API_KEY or set VERS_SWARM_BACKEND=local")
+        default:
+            throw ToolError(.unavailable, "unknown backend \"\(configuration.backend)\": use local or vers")
+        }
+        tools = [CreateVMTool(), CommitTool(), BranchTool(), ExecTool(), DeleteTool(), ListVMsTool(), CommitsTool()]
+        byName = Dictionary(uniqueKeysWithValues: tools.map { ($0.definition.name, $0) })
+    }
+
+    /// The context tools run with.
+    public var context: ToolContext { ToolContext(registry: registry, provider: provider, logger: logger) }
+
+    /// The tool with this name.
+    public func tool(_ name: String) -> (any ToolHandler)? { byName[name] }
+
+    /// Runs a tool. Argument mistakes throw `RPCError`; every other failure
+    /// comes back as a `ToolError`.
+    public func call(_ name: String, arguments: Value?, path: String) async throws(RPCError) -> Result<ToolOutcome, ToolError> {
+        guard let tool = byName[name] else {
+            throw RPCError.invalidParams(path.isEmpty ? "method" : "name", "unknown tool \"\(name)\"; tools/list shows the tools")
+        }
+        let args = try ToolArguments(arguments, path: path)
+        do {
+            return .success(try await tool.call(args, context: context))
+        } catch let error as RPCError {
+            throw error
+        } catch let error as ToolError {
+            return .failure(error)
+        } catch let error as ProviderError {
+            return .failure(ToolError(error.kind, error.message))
+        } catch is CancellationError {
+            return .failure(ToolError(.cancelled, "the call was cancelled"))
+        } catch {
+            logger.error("tool failed", metadata: ["tool": "\(name)", "error": "\(error)"])
+            return .failure(ToolError(.backend, "\(name) failed: \(error)"))
+        }
+    }
+}

@@ -1,0 +1,267 @@
+import Foundation
+import Logging
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The embedded local backend: a VM is a process tree in its own
+/// mount/pid/uts/ipc namespaces, held by `vers-swarm-init`, whose root is an
+/// overlayfs of immutable layers (host OS, mask, one per commit) under a
+/// private writable upper. See DESIGN.md "LocalProvider".
+public final class LocalProvider: VMProvider {
+    public let name = "local"
+    public let isolation = "namespaces+overlayfs"
+    let store: LocalStore
+    let cgroups: Cgroups
+    let initPath: String
+    let logger: Logger
+
+    /// Creates the backend rooted at the state dir `home`.
+    public init(home: String, logger: Logger) {
+        store = LocalStore(home: home)
+        cgroups = Cgroups()
+        initPath = Self.locateInit()
+        self.logger = logger
+    }
+
+    /// `VERS_SWARM_INIT`, else `vers-swarm-init` beside the running executable, else on PATH.
+    static func locateInit() -> String {
+        if let path = ProcessInfo.processInfo.environment["VERS_SWARM_INIT"], !path.isEmpty { return path }
+        if let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
+            let sibling = (exe as NSString).deletingLastPathComponent + "/vers-swarm-init"
+            if HostFS.exists(sibling) { return sibling }
+        }
+        for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin").split(separator: ":") {
+            let candidate = "\(dir)/vers-swarm-init"
+            if HostFS.exists(candidate) { return candidate }
+        }
+        return "vers-swarm-init"
+    }
+
+    // MARK: - Metadata
+
+    /// What the store remembers of a VM.
+    struct VMMeta: Codable {
+        var id: String
+        /// Lower layers, top first (commit layers, mask, host root).
+        var lowers: [String]
+        var parentCommit: String?
+        var vcpuCount: Int?
+        var memSizeMiB: Int?
+        var initPID: Int32?
+        var initStart: UInt64?
+        var createdAt: Date
+    }
+
+    /// What the store remembers of a commit.
+    struct CommitMeta: Codable {
+        var id: String
+        var lowers: [String]
+        var vmID: String
+        var parentCommit: String?
+        var createdAt: Date
+    }
+
+    private func loadVM(_ id: String) throws -> VMMeta {
+        guard Self.isSafeID(id), let data = FileManager.default.contents(atPath: store.vmDir(id) + "/meta.json"),
+              let meta = try? JSONCoding.decoder.decode(VMMeta.self, from: data) else {
+            throw ProviderError.vmNotFound(id)
+        }
+        return meta
+    }
+
+    private func saveVM(_ meta: VMMeta) throws {
+        try HostFS.writeAtomically(store.vmDir(meta.id) + "/meta.json", JSONCoding.encodeCodable(meta))
+    }
+
+    private func loadCommit(_ id: String) -> CommitMeta? {
+        guard Self.isSafeID(id), let data = FileManager.default.contents(atPath: store.layerDir(id) + "/meta.json") else { return nil }
+        return try? JSONCoding.decoder.decode(CommitMeta.self, from: data)
+    }
+
+    /// Ids are UUIDs; anything else cannot name a store path.
+    static func isSafeID(_ id: String) -> Bool {
+        !id.isEmpty && id.count <= 64 && id.allSatisfy { $0.isHexDigit || $0 == "-" }
+    }
+
+    // MARK: - Lifecycle
+
+    private func checkPrivileges() throws {
+        guard geteuid() == 0 else {
+            throw ProviderError(.unavailable, "the local backend needs root (namespaces, overlayfs and mounts); run as root, or set VERS_API_KEY to use Vers")
+        }
+    }
+
+    public func create(_ spec: VMSpec) async throws -> CreatedVM {
+        try checkPrivileges()
+        if let image = spec.image, image != "default" {
+            throw ProviderError(.notFound, "image \"\(image)\" not found: the local backend has only \"default\" (the host OS, read-only)")
+        }
+        let mask = try await store.prepare()
+        return try await makeVM(lowers: [mask, "/"], parentCommit: nil, vcpus: spec.vcpuCount, memMiB: spec.memSizeMiB)
+    }
+
+    private func makeVM(lowers: [String], parentCommit: String?, vcpus: Int?, memMiB: Int?) async throws -> CreatedVM {
+        let id = UUID().uuidString.lowercased()
+        let dir = store.vmDir(id)
+        for sub in ["upper", "work", "root"] { try HostFS.mkdirs(dir + "/" + sub, mode: 0o755) }
+        var meta = VMMeta(id: id, lowers: lowers, parentCommit: parentCommit, vcpuCount: vcpus, memSizeMiB: memMiB, createdAt: Date())
+        do {
+            let warnings = try await boot(&meta)
+            return CreatedVM(vmID: id, warnings: warnings)
+        } catch {
+            await cgroups.destroyVM(id)
+            try? FileManager.default.removeItem(atPath: dir)
+            throw error
+        }
+    }
+
+    /// Starts the VM's init over its layers and records its PID.
+    @discardableResult
+    private func boot(_ meta: inout VMMeta) async throws -> [String] {
+        let dir = store.vmDir(meta.id)
+        let (groups, warnings) = cgroups.createVM(meta.id, vcpus: meta.vcpuCount, memMiB: meta.memSizeMiB)
+        // A stale work dir from a previous boot makes overlayfs refuse the mount.
+        try? FileManager.default.removeItem(atPath: dir + "/work")
+        try HostFS.mkdirs(dir + "/work")
+        var args = ["boot", "--rootfs", dir + "/root", "--lower", meta.lowers.joined(separator: ":"),
+                    "--upper", dir + "/upper", "--work", dir + "/work", "--hostname", "vm-" + meta.id.prefix(8)]
+        for group in groups { args += ["--cgroup", group] }
+        let finished = try await ProcessRunner.run(initPath, args, environment: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin"], limit: 1 << 16)
+        let out = finished.stdout.text.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard finished.status == 0, out.hasPrefix("ready "), let pid = Int32(out.dropFirst(6)) else {
+            let detail = finished.stderr.text.trimmingCharacters(in: .whitespacesAndNewlines)
+            throw ProviderError(.backend, "the local VM did not boot: \(detail.isEmpty ? "init exited \(finished.status)" : detail); run `vers-swarm doctor`")
+        }
+        meta.initPID = pid
+        meta.initStart = HostFS.processStartTime(pid)
+        try saveVM(meta)
+        logger.debug("local VM booted", metadata: ["vm_id": "\(meta.id)", "init_pid": "\(pid)"])
+        return warnings
+    }
+
+    private func isRunning(_ meta: VMMeta) -> Bool {
+        guard let pid = meta.initPID, let start = meta.initStart else { return false }
+        return HostFS.processStartTime(pid) == start
+    }
+
+    /// Restarts a VM whose init is gone (the host rebooted, or it was
+    /// killed): its files persist, its processes do not.
+    private func ensureRunning(_ id: String) async throws -> VMMeta {
+        var meta = try loadVM(id)
+        if isRunning(meta) { return meta }
+        return try await HostFS.withLock(store.vmDir(id) + "/lock") {
+            meta = try loadVM(id)
+            if isRunning(meta) { return meta }
+            _ = try await store.prepare()
+            logger.notice("restarting local VM whose init is gone", metadata: ["vm_id": "\(id)"])
+            await cgroups.destroyVM(id)
+            try await boot(&meta)
+            return meta
+        }
+    }
+
+    public func commit(vmID: String) async throws -> String {
+        try checkPrivileges()
+        let meta = try loadVM(vmID)
+        let commitID = UUID().uuidString.lowercased()
+        let layer = store.layerDir(commitID)
+        try HostFS.mkdirs(layer, mode: 0o700)
+        await cgroups.setFrozen(vmID, true)
+        do {
+            try await ProcessRunner.check("/bin/cp", ["-a", store.vmDir(vmID) + "/upper", layer + "/fs"])
+        } catch {
+            await cgroups.setFrozen(vmID, false)
+            try? FileManager.default.removeItem(atPath: layer)
+            throw error
+        }
+        await cgroups.setFrozen(vmID, false)
+        let commit = CommitMeta(id: commitID, lowers: [layer + "/fs"] + meta.lowers, vmID: vmID, parentCommit: meta.parentCommit, createdAt: Date())
+        try HostFS.writeAtomically(layer + "/meta.json", JSONCoding.encodeCodable(commit))
+        return commitID
+    }
+
+    public func branch(commitID: String, count: Int) async -> BranchOutcome {
+        guard let commit = loadCommit(commitID) else {
+            return BranchOutcome(vmIDs: [], failure: ProviderError(.notFound, "commit \(commitID) not found in the local store"))
+        }
+        var made: [String] = []
+        do {
+            try checkPrivileges()
+            _ = try await store.prepare()
+            for _ in 0..<count {
+                made.append(try await makeVM(lowers: commit.lowers, parentCommit: commitID, vcpus: nil, memMiB: nil).vmID)
+            }
+            return BranchOutcome(vmIDs: made, failure: nil)
+        } catch {
+            let failure = error as? ProviderError ?? ProviderError(.backend, "\(error)")
+            return BranchOutcome(vmIDs: made, failure: failure)
+        }
+    }
+
+    public func exec(vmID: String, _ request: ExecRequest) async throws -> ExecResult {
+        try checkPrivileges()
+        let meta = try await ensureRunning(vmID)
+        guard let pid = meta.initPID else { throw ProviderError.vmNotFound(vmID) }
+        let group = cgroups.execGroup(vmID)
+        var args = ["exec", "--pid", String(pid), "--cwd", request.cwd ?? "/root"]
+        if let group { args += ["--cgroup", group] }
+        args += ["--"] + request.argv
+        var env = [
+            "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root",
+            "USER": "root", "LOGNAME": "root", "SHELL": "/bin/sh", "TERM": "dumb", "LANG": "C.UTF-8",
+            "HOSTNAME": "vm-" + vmID.prefix(8),
+        ]
+        env.merge(request.env) { _, new in new }
+        let cgroups = self.cgroups
+        let finished = try await ProcessRunner.run(
+            initPath, args, environment: env, stdin: request.stdin, limit: request.maxOutputBytes,
+            timeout: request.timeout, kill: { if let group { cgroups.kill(group) } }
+        )
+        if let group { cgroups.release(group) }
+        if finished.status != 0, !HostFS.exists(store.vmDir(vmID) + "/meta.json") {
+            throw ProviderError(.notFound, "VM \(vmID) was deleted while the command ran")
+        }
+        return ExecResult(
+            exitCode: finished.timedOut ? ExecResult.timeoutExitCode : finished.status,
+            stdout: finished.stdout.text, stderr: finished.stderr.text, durationMS: finished.durationMS,
+            timedOut: finished.timedOut, truncated: finished.stdout.truncated || finished.stderr.truncated
+        )
+    }
+
+    public func delete(vmID: String) async throws -> DeleteOutcome {
+        try checkPrivileges()
+        guard Self.isSafeID(vmID), HostFS.exists(store.vmDir(vmID)) else { return .notFound }
+        let meta = try? loadVM(vmID)
+        await cgroups.destroyVM(vmID)
+        if let meta, isRunning(meta), let pid = meta.initPID {
+            Glibc.kill(pid, SIGKILL)
+            for _ in 0..<200 where HostFS.processStartTime(pid) == meta.initStart {
+                try? await Task.sleep(for: .milliseconds(5))
+            }
+        }
+        do {
+            try FileManager.default.removeItem(atPath: store.vmDir(vmID))
+        } catch {
+            throw ProviderError(.backend, "VM \(vmID) was stopped but its storage could not be removed: \(error.localizedDescription)")
+        }
+        return .deleted
+    }
+
+    public func list() async throws -> [ProviderVM] {
+        let ids = (try? FileManager.default.contentsOfDirectory(atPath: store.vmsDir)) ?? []
+        return ids.sorted().compactMap { id in
+            guard let meta = try? loadVM(id) else { return nil }
+            return ProviderVM(vmID: id, state: isRunning(meta) ? "running" : "stopped")
+        }
+    }
+
+    public func hasCommit(_ commitID: String) async -> Bool {
+        loadCommit(commitID) != nil
+    }
+
+    /// Unmounts the store once no VM is left.
+    public func unmount() async throws {
+        try await store.unmount()
+    }
+}

@@ -1,0 +1,104 @@
+import Foundation
+import Subprocess
+import SystemPackage
+import Synchronization
+
+/// Runs host processes through swift-subprocess: bounded capture of both
+/// streams, stdin from bytes, a timeout and cancellation that call a kill
+/// hook (the caller decides what "the whole tree" is).
+enum ProcessRunner {
+    /// What a finished process did.
+    struct Finished: Sendable {
+        var status: Int
+        var stdout: OutputCapture
+        var stderr: OutputCapture
+        var timedOut: Bool
+        var durationMS: Int
+    }
+
+    /// Runs `path args…` and captures at most `limit` bytes per stream.
+    static func run(
+        _ path: String, _ arguments: [String], environment: [String: String]? = nil,
+        stdin: [UInt8]? = nil, limit: Int = 1 << 20, timeout: Double? = nil,
+        kill: @escaping @Sendable () -> Void = {}
+    ) async throws -> Finished {
+        let started = ContinuousClock.now
+        let timedOut = Flag()
+        let env: Environment = environment.map { vars in
+            .custom(vars.sorted { $0.key < $1.key }.map { Array("\($0.key)=\($0.value)".utf8) })
+        } ?? .inherit
+        let result = try await withTaskCancellationHandler {
+            try await Subprocess.run(
+                .path(FilePath(path)), arguments: Arguments(arguments), environment: env,
+                input: .array(stdin ?? []), output: .sequence, error: .sequence
+            ) { execution in
+                try await withThrowingTaskGroup(of: (Int, OutputCapture)?.self) { group in
+                    for (index, stream) in [execution.standardOutput, execution.standardError].enumerated() {
+                        group.addTask {
+                            var capture = OutputCapture(limit: limit)
+                            for try await chunk in stream {
+                                chunk.withUnsafeBytes { capture.append($0) }
+                            }
+                            return (index, capture)
+                        }
+                    }
+                    if let timeout {
+                        group.addTask {
+                            try? await Task.sleep(for: .seconds(timeout))
+                            if !Task.isCancelled {
+                                timedOut.set()
+                                kill()
+                            }
+                            return nil
+                        }
+                    }
+                    var captures = [OutputCapture(limit: 0), OutputCapture(limit: 0)]
+                    var done = 0
+                    while done < 2, let next = try await group.next() {
+                        if let (index, capture) = next {
+                            captures[index] = capture
+                            done += 1
+                        }
+                    }
+                    group.cancelAll()
+                    return captures
+                }
+            }
+        } onCancel: {
+            kill()
+        }
+        let captures = result.closureResult
+        let status: Int
+        switch result.terminationStatus {
+        case .exited(let code): status = Int(code)
+        case .signaled(let signal): status = 128 + Int(signal)
+        }
+        let elapsed = ContinuousClock.now - started
+        let ms = Int(elapsed.components.seconds * 1000) + Int(elapsed.components.attoseconds / 1_000_000_000_000_000)
+        return Finished(
+            status: status,
+            stdout: captures[0],
+            stderr: captures[1],
+            timedOut: timedOut.isSet,
+            durationMS: ms
+        )
+    }
+
+    /// Runs a host tool and throws with its stderr when it fails.
+    @discardableResult
+    static func check(_ path: String, _ arguments: [String]) async throws -> String {
+        let finished = try await run(path, arguments, environment: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"])
+        guard finished.status == 0 else {
+            let detail = finished.stderr.text.trimmingCharacters(in: .whitespacesAndNewlines)
+            throw ProviderError(.backend, "\(([path] + arguments).joined(separator: " ")) failed (exit \(finished.status)): \(detail)")
+        }
+        return finished.stdout.text
+    }
+}
+
+/// A flag one task sets and another reads.
+final class Flag: Sendable {
+    private let value = Atomic<Bool>(false)
+    func set() { value.store(true, ordering: .sequentiallyConsistent) }
+    var isSet: Bool { value.load(ordering: .sequentiallyConsistent) }
+}

@@ -1,0 +1,294 @@
+// vers-swarm-init: the small init that holds a local VM, and the helper that
+// runs one command inside it.
+//
+//   vers-swarm-init boot --rootfs DIR --lower L1:L2:... --upper U --work W
+//                        --hostname H [--cgroup DIR]...
+//       Joins the given cgroups, creates new mount/pid/uts/ipc namespaces,
+//       mounts the overlay root, /proc, a minimal /dev, pivots into it and
+//       stays as PID 1 of the VM, reaping orphans. Prints "ready <pid>\n"
+//       (the host PID of the VM's init) on stdout once the VM accepts exec,
+//       then detaches. Errors go to stderr with exit status 1.
+//
+//   vers-swarm-init exec --pid PID [--cgroup DIR] [--cwd DIR] -- ARGV...
+//       Joins the cgroup, enters the namespaces and root of init PID, runs
+//       ARGV there with the environment it was given and relays the child's
+//       stdout/stderr until the child exits (background processes that keep
+//       the pipes open do not hold the exec). Exits with the child's status,
+//       128+signal when it was killed, 126 when the cwd is unusable, 127 when
+//       the program cannot be executed.
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define MAX_CGROUPS 8
+
+static void die(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("vers-swarm-init: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    if (errno) fprintf(stderr, ": %s", strerror(errno));
+    fputc('\n', stderr);
+    va_end(ap);
+    exit(1);
+}
+
+static void join_cgroup(const char *dir) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/cgroup.procs", dir);
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) { errno = 0; fprintf(stderr, "vers-swarm-init: cannot open %s: %s\n", path, strerror(errno)); return; }
+    char pid[32];
+    int n = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
+    if (write(fd, pid, (size_t)n) < 0) fprintf(stderr, "vers-swarm-init: cannot join %s: %s\n", dir, strerror(errno));
+    close(fd);
+}
+
+// MARK: - boot
+
+static void mount_or_die(const char *src, const char *dst, const char *type, unsigned long flags, const char *data) {
+    if (mount(src, dst, type, flags, data) != 0) die("mount %s on %s (%s)", src ? src : "none", dst, type ? type : "bind");
+}
+
+static void make_dev(const char *root, const char *name) {
+    char host[256], target[4096];
+    snprintf(host, sizeof host, "/dev/%s", name);
+    snprintf(target, sizeof target, "%s/dev/%s", root, name);
+    int fd = open(target, O_CREAT | O_WRONLY | O_CLOEXEC, 0666);
+    if (fd >= 0) close(fd);
+    mount_or_die(host, target, NULL, MS_BIND, NULL);
+}
+
+static void setup_root(const char *rootfs, const char *lower, const char *upper, const char *work) {
+    size_t len = strlen(lower) + strlen(upper) + strlen(work) + 64;
+    char *opts = malloc(len);
+    if (!opts) die("out of memory");
+    snprintf(opts, len, "lowerdir=%s,upperdir=%s,workdir=%s", lower, upper, work);
+    mount_or_die("overlay", rootfs, "overlay", 0, opts);
+    free(opts);
+
+    char p[4096];
+    snprintf(p, sizeof p, "%s/proc", rootfs);
+    mkdir(p, 0555);
+    mount_or_die("proc", p, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+    snprintf(p, sizeof p, "%s/dev", rootfs);
+    mkdir(p, 0755);
+    mount_or_die("tmpfs", p, "tmpfs", MS_NOSUID, "mode=755,size=65536k");
+    const char *devs[] = {"null", "zero", "full", "random", "urandom", "tty"};
+    for (size_t i = 0; i < sizeof devs / sizeof devs[0]; i++) make_dev(rootfs, devs[i]);
+    snprintf(p, sizeof p, "%s/dev/pts", rootfs);
+    mkdir(p, 0755);
+    mount_or_die("devpts", p, "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=620");
+    snprintf(p, sizeof p, "%s/dev/ptmx", rootfs);
+    if (symlink("pts/ptmx", p) != 0) die("symlink %s", p);
+    snprintf(p, sizeof p, "%s/dev/shm", rootfs);
+    mkdir(p, 01777);
+    mount_or_die("tmpfs", p, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+    const char *links[][2] = {{"/proc/self/fd", "fd"}, {"/proc/self/fd/0", "stdin"}, {"/proc/self/fd/1", "stdout"}, {"/proc/self/fd/2", "stderr"}};
+    for (size_t i = 0; i < 4; i++) {
+        snprintf(p, sizeof p, "%s/dev/%s", rootfs, links[i][1]);
+        if (symlink(links[i][0], p) != 0) die("symlink %s", p);
+    }
+
+    if (chdir(rootfs) != 0) die("chdir %s", rootfs);
+    if (syscall(SYS_pivot_root, ".", ".") != 0) die("pivot_root");
+    if (umount2(".", MNT_DETACH) != 0) die("detach old root");
+    if (chdir("/") != 0) die("chdir /");
+}
+
+static volatile sig_atomic_t stop_requested = 0;
+static void on_term(int sig) { (void)sig; stop_requested = 1; }
+
+static int boot(int argc, char **argv) {
+    const char *rootfs = NULL, *lower = NULL, *upper = NULL, *work = NULL, *hostname = "vm";
+    const char *cgroups[MAX_CGROUPS];
+    int ncg = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!v) die("missing value for %s", a);
+        if (!strcmp(a, "--rootfs")) rootfs = v;
+        else if (!strcmp(a, "--lower")) lower = v;
+        else if (!strcmp(a, "--upper")) upper = v;
+        else if (!strcmp(a, "--work")) work = v;
+        else if (!strcmp(a, "--hostname")) hostname = v;
+        else if (!strcmp(a, "--cgroup")) { if (ncg < MAX_CGROUPS) cgroups[ncg++] = v; }
+        else { errno = 0; die("unknown option %s", a); }
+        i++;
+    }
+    errno = 0;
+    if (!rootfs || !lower || !upper || !work) die("boot needs --rootfs, --lower, --upper and --work");
+
+    for (int i = 0; i < ncg; i++) join_cgroup(cgroups[i]);
+    if (setsid() < 0 && errno != EPERM) die("setsid");
+    if (unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC) != 0) die("unshare");
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) die("make / private");
+
+    int ready[2];
+    if (pipe2(ready, O_CLOEXEC) != 0) die("pipe");
+    pid_t child = fork();
+    if (child < 0) die("fork");
+    if (child == 0) {
+        close(ready[0]);
+        if (sethostname(hostname, strlen(hostname)) != 0) die("sethostname");
+        setup_root(rootfs, lower, upper, work);
+        // Detach from the bridge's stdio: the VM must outlive it.
+        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (null >= 0) { dup2(null, 0); dup2(null, 1); dup2(null, 2); }
+        signal(SIGTERM, on_term);
+        signal(SIGINT, SIG_IGN);
+        signal(SIGHUP, SIG_IGN);
+        if (write(ready[1], "1", 1) != 1) _exit(1);
+        close(ready[1]);
+        for (;;) {
+            if (stop_requested) _exit(0);
+            int status;
+            pid_t r = waitpid(-1, &status, 0);
+            if (r < 0 && errno == ECHILD) pause();
+        }
+    }
+    close(ready[1]);
+    char c;
+    ssize_t n = read(ready[0], &c, 1);
+    if (n != 1) {
+        int status = 0;
+        waitpid(child, &status, 0);
+        errno = 0;
+        die("VM init failed before it was ready (see the message above)");
+    }
+    printf("ready %d\n", (int)child);
+    fflush(stdout);
+    return 0;
+}
+
+// MARK: - exec
+
+static int open_ns(pid_t pid, const char *name) {
+    char p[64];
+    snprintf(p, sizeof p, "/proc/%d/ns/%s", (int)pid, name);
+    int fd = open(p, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) die("VM init %d is gone (%s)", (int)pid, p);
+    return fd;
+}
+
+static void relay(int from, int to, int *open_flag) {
+    char buf[65536];
+    for (;;) {
+        ssize_t n = read(from, buf, sizeof buf);
+        if (n > 0) {
+            ssize_t off = 0;
+            while (off < n) {
+                ssize_t w = write(to, buf + off, (size_t)(n - off));
+                if (w < 0) { if (errno == EINTR) continue; break; }
+                off += w;
+            }
+            continue;
+        }
+        if (n == 0) { *open_flag = 0; close(from); }
+        else if (errno == EINTR) continue;
+        else if (errno != EAGAIN) { *open_flag = 0; close(from); }
+        return;
+    }
+}
+
+static int exec_in(int argc, char **argv) {
+    pid_t pid = 0;
+    const char *cgroup = NULL, *cwd = "/";
+    int i = 0;
+    for (; i < argc; i++) {
+        if (!strcmp(argv[i], "--")) { i++; break; }
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!v) { errno = 0; die("missing value for %s", argv[i]); }
+        if (!strcmp(argv[i], "--pid")) pid = (pid_t)atoi(v);
+        else if (!strcmp(argv[i], "--cgroup")) cgroup = v;
+        else if (!strcmp(argv[i], "--cwd")) cwd = v;
+        else { errno = 0; die("unknown option %s", argv[i]); }
+        i++;
+    }
+    errno = 0;
+    if (pid <= 0 || i >= argc) die("exec needs --pid and a command after --");
+    char **cmd = argv + i;
+
+    if (cgroup) join_cgroup(cgroup);
+    const char *names[] = {"ipc", "uts", "pid", "mnt"};
+    int fds[4];
+    for (int k = 0; k < 4; k++) fds[k] = open_ns(pid, names[k]);
+    char rootp[64];
+    snprintf(rootp, sizeof rootp, "/proc/%d/root", (int)pid);
+    int rootfd = open(rootp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (rootfd < 0) die("VM init %d is gone (%s)", (int)pid, rootp);
+    for (int k = 0; k < 4; k++) {
+        if (setns(fds[k], 0) != 0) die("enter %s namespace of %d", names[k], (int)pid);
+        close(fds[k]);
+    }
+    if (fchdir(rootfd) != 0 || chroot(".") != 0) die("enter VM root");
+    close(rootfd);
+
+    int out[2], err[2];
+    if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) die("pipe");
+    pid_t child = fork();
+    if (child < 0) die("fork");
+    if (child == 0) {
+        dup2(out[1], 1);
+        dup2(err[1], 2);
+        signal(SIGPIPE, SIG_DFL);
+        if (chdir(cwd) != 0) {
+            fprintf(stderr, "vers-swarm: cwd %s: %s\n", cwd, strerror(errno));
+            _exit(126);
+        }
+        execvp(cmd[0], cmd);
+        int e = errno;
+        fprintf(stderr, "vers-swarm: %s: %s\n", cmd[0], strerror(e));
+        _exit(e == ENOENT ? 127 : 126);
+    }
+    close(out[1]);
+    close(err[1]);
+    close(0);
+    fcntl(out[0], F_SETFL, O_NONBLOCK);
+    fcntl(err[0], F_SETFL, O_NONBLOCK);
+    signal(SIGPIPE, SIG_IGN);
+    int out_open = 1, err_open = 1, status = 0, exited = 0;
+    while (!exited) {
+        struct pollfd p[2];
+        int np = 0;
+        if (out_open) { p[np].fd = out[0]; p[np].events = POLLIN; np++; }
+        if (err_open) { p[np].fd = err[0]; p[np].events = POLLIN; np++; }
+        // Poll with a short timeout so the child's exit is noticed even when a
+        // background process keeps the pipes open.
+        int r = poll(p, (nfds_t)np, 20);
+        if (r > 0 || np == 0) {
+            if (out_open) relay(out[0], 1, &out_open);
+            if (err_open) relay(err[0], 2, &err_open);
+        }
+        pid_t w = waitpid(child, &status, (out_open || err_open) ? WNOHANG : 0);
+        if (w == child) exited = 1;
+    }
+    if (out_open) relay(out[0], 1, &out_open);
+    if (err_open) relay(err[0], 2, &err_open);
+    if (WIFEXITED(status)) return WEXITSTATUS(status);
+    if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+    return 1;
+}
+
+int main(int argc, char **argv) {
+    if (argc >= 2 && !strcmp(argv[1], "boot")) return boot(argc - 2, argv + 2);
+    if (argc >= 2 && !strcmp(argv[1], "exec")) return exec_in(argc - 2, argv + 2);
+    fputs("usage: vers-swarm-init boot --rootfs DIR --lower L:... --upper U --work W [--hostname H] [--cgroup DIR]...\n"
+          "       vers-swarm-init exec --pid PID [--cgroup DIR] [--cwd DIR] -- ARGV...\n", stderr);
+    return 2;
+}
