@@ -235,7 +235,7 @@ class RawServer:
         self._cond = threading.Condition()
         self._send_lock = threading.Lock()
         self._eof = False
-        self._ids = itertools.count(1)
+        self._ids = itertools.count(1_000_001)  # far from the ids tests choose
         self._closed = False
         self.returncode: int | None = None
         self._schemas: dict[str, dict | None] | None = None

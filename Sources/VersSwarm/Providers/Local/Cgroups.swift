@@ -106,8 +106,14 @@ struct Cgroups: Sendable {
         try? HostFS.writeControl(group + "/cgroup.kill", "1")
     }
 
-    /// Removes an exec group once its processes are gone (background ones keep it).
-    func release(_ group: String) {
+    /// Removes an exec group; after a kill, first waits (up to 2 s) until
+    /// the kernel reports it empty. Background processes keep a group alive.
+    func release(_ group: String, afterKill: Bool) async {
+        if afterKill {
+            for _ in 0..<400 where (HostFS.read(group + "/cgroup.events") ?? "").contains("populated 1") {
+                try? await Task.sleep(for: .milliseconds(5))
+            }
+        }
         rmdir(group)
     }
 

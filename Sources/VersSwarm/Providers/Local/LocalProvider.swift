@@ -218,7 +218,7 @@ public final class LocalProvider: VMProvider {
             initPath, args, environment: env, stdin: request.stdin, limit: request.maxOutputBytes,
             timeout: request.timeout, kill: { if let group { cgroups.kill(group) } }
         )
-        if let group { cgroups.release(group) }
+        if let group { await cgroups.release(group, afterKill: finished.timedOut) }
         if finished.status != 0, !HostFS.exists(store.vmDir(vmID) + "/meta.json") {
             throw ProviderError(.notFound, "VM \(vmID) was deleted while the command ran")
         }

@@ -25,7 +25,7 @@ enum ProcessRunner {
         let started = ContinuousClock.now
         let timedOut = Flag()
         let env: Environment = environment.map { vars in
-            .custom(vars.sorted { $0.key < $1.key }.map { Array("\($0.key)=\($0.value)".utf8) })
+            .custom(vars.sorted { $0.key < $1.key }.map { Array("\($0.key)=\($0.value)".utf8) + [0] })
         } ?? .inherit
         let result = try await withTaskCancellationHandler {
             try await Subprocess.run(
