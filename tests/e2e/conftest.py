@@ -396,18 +396,11 @@ class RawServer:
         return self.plain("delete", {"vm_ids": list(vm_ids)})
 
     def exec(self, vm_id: str, command: Any, **kwargs: Any) -> dict:
-        """Plain-method exec; the structured exec output whatever the exit code.
-
-        A non-zero exit may come back either as a result or (being a "tool failure")
-        as a -32000 error whose data is the exec output; both are accepted here.
-        """
+        """Plain-method exec: the structured exec output, whatever the exit code
+        (a plain call returns exec's result even for a non-zero exit)."""
         resp = self.request("exec", {"vm_id": vm_id, "command": command, **kwargs}, timeout=kwargs.get("timeout_s", 0) + self.timeout)
         if "result" in resp:
             return resp["result"]
-        err = resp["error"]
-        data = err.get("data")
-        if err.get("code") == -32000 and isinstance(data, dict) and "exit_code" in data:
-            return data
         raise AssertionError(f"exec {command!r} on {vm_id} failed: {resp!r:.3000}")
 
     def sh(self, vm_id: str, command: str, **kwargs: Any) -> str:
@@ -487,7 +480,7 @@ class RawServer:
 def vs_bin() -> Path:
     path = Path(os.environ.get("VERS_SWARM_BIN") or DEFAULT_BIN)
     if not (path.is_file() and os.access(path, os.X_OK)):
-        pytest.skip(f"vers-swarm binary not found at {path} (set VERS_SWARM_BIN)")
+        pytest.fail(f"vers-swarm binary not found at {path}: build it first (swift build) or set VERS_SWARM_BIN")
     return path
 
 

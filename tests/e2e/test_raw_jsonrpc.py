@@ -148,7 +148,7 @@ def test_empty_command_is_invalid_params(server: RawServer, vm: str, command: An
     server.initialize()
     resp = server.call_tool_raw("exec", {"vm_id": vm, "command": command})
     assert_error(resp, -32602)
-    assert error_path(resp) in (None, "arguments.command"), resp
+    assert error_path(resp) == "arguments.command", resp
 
 
 def test_negative_timeout_is_invalid_params(server: RawServer, vm: str) -> None:
