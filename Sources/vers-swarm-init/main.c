@@ -113,6 +113,7 @@ static void setup_root(const char *rootfs, const char *lower, const char *upper,
 
 static volatile sig_atomic_t stop_requested = 0;
 static void on_term(int sig) { (void)sig; stop_requested = 1; }
+static void on_child(int sig) { (void)sig; }
 
 static int boot(int argc, char **argv) {
     const char *rootfs = NULL, *lower = NULL, *upper = NULL, *work = NULL, *hostname = "vm";
@@ -150,16 +151,29 @@ static int boot(int argc, char **argv) {
         // Detach from the bridge's stdio: the VM must outlive it.
         int null = open("/dev/null", O_RDWR | O_CLOEXEC);
         if (null >= 0) { dup2(null, 0); dup2(null, 1); dup2(null, 2); }
-        signal(SIGTERM, on_term);
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_term;
+        sigaction(SIGTERM, &sa, NULL);
+        sa.sa_handler = on_child;
+        sigaction(SIGCHLD, &sa, NULL);
         signal(SIGINT, SIG_IGN);
         signal(SIGHUP, SIG_IGN);
+        sigset_t blocked, waiting;
+        sigemptyset(&blocked);
+        sigaddset(&blocked, SIGCHLD);
+        sigaddset(&blocked, SIGTERM);
+        sigprocmask(SIG_BLOCK, &blocked, &waiting);
+        sigdelset(&waiting, SIGCHLD);
+        sigdelset(&waiting, SIGTERM);
         if (write(ready[1], "1", 1) != 1) _exit(1);
         close(ready[1]);
+        // Reap every orphan the VM hands us; sleep until the next SIGCHLD or SIGTERM.
         for (;;) {
-            if (stop_requested) _exit(0);
             int status;
-            pid_t r = waitpid(-1, &status, 0);
-            if (r < 0 && errno == ECHILD) pause();
+            while (waitpid(-1, &status, WNOHANG) > 0) {}
+            if (stop_requested) _exit(0);
+            sigsuspend(&waiting);
         }
     }
     close(ready[1]);
@@ -224,7 +238,16 @@ static int exec_in(int argc, char **argv) {
     if (pid <= 0 || i >= argc) die("exec needs --pid and a command after --");
     char **cmd = argv + i;
 
-    if (cgroup) join_cgroup(cgroup);
+    // Only the command's tree goes into the exec cgroup: a kill of that group
+    // leaves this helper alive to reap its child, and orphans inside the VM
+    // are reaped by the VM's init (never by a host process that may not).
+    int cgfd = -1;
+    if (cgroup) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/cgroup.procs", cgroup);
+        cgfd = open(path, O_WRONLY | O_CLOEXEC);
+        if (cgfd < 0) die("open %s", path);
+    }
     const char *names[] = {"ipc", "uts", "pid", "mnt"};
     int fds[4];
     for (int k = 0; k < 4; k++) fds[k] = open_ns(pid, names[k]);
@@ -244,6 +267,10 @@ static int exec_in(int argc, char **argv) {
     pid_t child = fork();
     if (child < 0) die("fork");
     if (child == 0) {
+        if (cgfd >= 0 && write(cgfd, "0", 1) != 1) {
+            fprintf(stderr, "vers-swarm: cannot join the exec cgroup: %s\n", strerror(errno));
+            _exit(126);
+        }
         dup2(out[1], 1);
         dup2(err[1], 2);
         signal(SIGPIPE, SIG_DFL);
@@ -256,6 +283,7 @@ static int exec_in(int argc, char **argv) {
         fprintf(stderr, "vers-swarm: %s: %s\n", cmd[0], strerror(e));
         _exit(e == ENOENT ? 127 : 126);
     }
+    if (cgfd >= 0) close(cgfd);
     close(out[1]);
     close(err[1]);
     close(0);

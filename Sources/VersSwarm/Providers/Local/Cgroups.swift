@@ -132,15 +132,14 @@ struct Cgroups: Sendable {
         if let vm = vmGroup(id) {
             try? HostFS.writeControl(vm + "/cgroup.freeze", "0")
             kill(vm)
-            for _ in 0..<1000 {
-                let procs = (HostFS.read(vm + "/cgroup.procs") ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
-                let populated = (HostFS.read(vm + "/cgroup.events") ?? "").contains("populated 1")
-                if procs.isEmpty && !populated { break }
+            // cgroup.procs lists live processes only; a zombie can keep the
+            // group busy until its parent reaps it, so removal is retried.
+            for _ in 0..<400 {
+                let children = ((try? FileManager.default.contentsOfDirectory(atPath: vm)) ?? []).filter { $0.hasPrefix("x-") }
+                for child in children { rmdir(vm + "/" + child) }
+                if rmdir(vm) == 0 || errno == ENOENT { break }
                 try? await Task.sleep(for: .milliseconds(5))
             }
-            let children = (try? FileManager.default.contentsOfDirectory(atPath: vm)) ?? []
-            for child in children where child.hasPrefix("x-") { rmdir(vm + "/" + child) }
-            rmdir(vm)
         }
         for base in [memoryV1, cpuV1].compactMap({ $0 }) { rmdir(base + "/" + id) }
     }

@@ -93,12 +93,13 @@ enum HostFS {
             .replacingOccurrences(of: "\\012", with: "\n").replacingOccurrences(of: "\\134", with: "\\")
     }
 
-    /// The start time of a process (clock ticks since boot), to tell a live PID from a reused one.
+    /// The start time of a live process (clock ticks since boot), to tell it from a reused PID; nil once it has exited.
     static func processStartTime(_ pid: Int32) -> UInt64? {
         guard let stat = read("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") else { return nil }
         let fields = stat[stat.index(after: close)...].split(separator: " ")
         // Fields after the command: state is index 0, starttime is field 22 overall → index 19.
-        guard fields.count > 19 else { return nil }
+        // A zombie (or dying) process is gone for our purposes: it runs nothing any more.
+        guard fields.count > 19, fields[0] != "Z", fields[0] != "X" else { return nil }
         return UInt64(fields[19])
     }
 

@@ -27,8 +27,11 @@ enum ProcessRunner {
         let env: Environment = environment.map { vars in
             .custom(vars.sorted { $0.key < $1.key }.map { Array("\($0.key)=\($0.value)".utf8) + [0] })
         } ?? .inherit
-        let result = try await withTaskCancellationHandler {
-            try await Subprocess.run(
+        // The process runs in a task of its own: cancelling the caller calls the
+        // kill hook (the command's tree dies, the process exits and is reaped
+        // as usual) instead of tearing the process down under its children.
+        let running = Task.detached { () async throws -> (TerminationStatus, [OutputCapture]) in
+            let result = try await Subprocess.run(
                 .path(FilePath(path)), arguments: Arguments(arguments), environment: env,
                 input: .array(stdin ?? []), output: .sequence, error: .sequence
             ) { execution in
@@ -64,12 +67,15 @@ enum ProcessRunner {
                     return captures
                 }
             }
+            return (result.terminationStatus, result.closureResult)
+        }
+        let (termination, captures) = try await withTaskCancellationHandler {
+            try await running.value
         } onCancel: {
             kill()
         }
-        let captures = result.closureResult
         let status: Int
-        switch result.terminationStatus {
+        switch termination {
         case .exited(let code): status = Int(code)
         case .signaled(let signal): status = 128 + Int(signal)
         }
