@@ -8,10 +8,12 @@ public struct BridgeConfiguration: Sendable {
     public var home: String
     /// "local" or "vers".
     public var backend: String
+    /// The session a scoped bridge is confined to (`serve --session`, `VERS_SWARM_SESSION`).
+    public var session: String?
 
     /// Reads `VERS_SWARM_HOME`, `VERS_SWARM_BACKEND` and `VERS_API_KEY`;
     /// explicit values win.
-    public static func fromEnvironment(home: String? = nil, backend: String? = nil) -> BridgeConfiguration {
+    public static func fromEnvironment(home: String? = nil, backend: String? = nil, session: String? = nil) -> BridgeConfiguration {
         let env = ProcessInfo.processInfo.environment
         let resolvedHome = home ?? env["VERS_SWARM_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? {
             if let state = env["XDG_STATE_HOME"], !state.isEmpty { return state + "/vers-swarm" }
@@ -19,7 +21,8 @@ public struct BridgeConfiguration: Sendable {
         }()
         let hasKey = !(env["VERS_API_KEY"] ?? "").isEmpty
         let resolvedBackend = backend ?? env["VERS_SWARM_BACKEND"].flatMap { $0.isEmpty ? nil : $0 } ?? (hasKey ? "vers" : "local")
-        return BridgeConfiguration(home: (resolvedHome as NSString).standardizingPath, backend: resolvedBackend)
+        let resolvedSession = session ?? env["VERS_SWARM_SESSION"].flatMap { $0.isEmpty ? nil : $0 }
+        return BridgeConfiguration(home: (resolvedHome as NSString).standardizingPath, backend: resolvedBackend, session: resolvedSession)
     }
 }
 
@@ -48,30 +51,41 @@ public final class Bridge: Sendable {
         default:
             throw ToolError(.unavailable, "unknown backend \"\(configuration.backend)\": use local or vers")
         }
-        tools = [CreateVMTool(), CommitTool(), BranchTool(), ExecTool(), DeleteTool(), ListVMsTool(), CommitsTool()]
+        let all: [any ToolHandler] = [
+            CreateVMTool(), CommitTool(), BranchTool(), ExecTool(), SwarmMapTool(), DeleteTool(), ListVMsTool(),
+            CommitsTool(), SessionsTool(), BindSessionTool(), UnbindSessionTool(), ReadFileTool(), WriteFileTool(),
+        ]
+        // A scoped bridge offers only what acts on its own session's VM.
+        let scoped: Set<String> = ["exec", "read_file", "write_file", "commit"]
+        tools = configuration.session == nil ? all : all.filter { scoped.contains($0.definition.name) }
         byName = Dictionary(uniqueKeysWithValues: tools.map { ($0.definition.name, $0) })
     }
 
     /// The context tools run with.
-    public var context: ToolContext { ToolContext(registry: registry, provider: provider, logger: logger) }
+    public func context(progress: ProgressReporter? = nil) -> ToolContext {
+        ToolContext(registry: registry, provider: provider, logger: logger, scope: configuration.session, progress: progress)
+    }
 
     /// The tool with this name.
     public func tool(_ name: String) -> (any ToolHandler)? { byName[name] }
 
     /// Runs a tool. Argument mistakes throw `RPCError`; every other failure
     /// comes back as a `ToolError`.
-    public func call(_ name: String, arguments: Value?, path: String) async throws(RPCError) -> Result<ToolOutcome, ToolError> {
+    public func call(_ name: String, arguments: Value?, path: String, progress: ProgressReporter? = nil) async throws(RPCError) -> Result<ToolOutcome, ToolError> {
         guard let tool = byName[name] else {
-            throw RPCError.invalidParams(path.isEmpty ? "method" : "name", "unknown tool \"\(name)\"; tools/list shows the tools")
+            let scopedNote = configuration.session.map { " (this bridge is scoped to session \"\($0)\")" } ?? ""
+            throw RPCError.invalidParams(path.isEmpty ? "method" : "name", "unknown tool \"\(name)\"\(scopedNote); tools/list shows the tools")
         }
         let args = try ToolArguments(arguments, path: path)
         do {
-            return .success(try await tool.call(args, context: context))
+            return .success(try await tool.call(args, context: context(progress: progress)))
         } catch let error as RPCError {
             throw error
         } catch let error as ToolError {
             return .failure(error)
         } catch let error as ProviderError {
+            return .failure(ToolError(error.kind, error.message))
+        } catch let error as RegistryError {
             return .failure(ToolError(error.kind, error.message))
         } catch is CancellationError {
             return .failure(ToolError(.cancelled, "the call was cancelled"))

@@ -6,11 +6,42 @@ import VersSwarm
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Serve MCP (JSON-RPC 2.0) on stdin/stdout; logs go to stderr.")
     @OptionGroup var options: GlobalOptions
+    @Option(help: "Scope this bridge to one session's VM (a sub-agent's bridge). Default: $VERS_SWARM_SESSION.")
+    var session: String?
+
+    func run() async throws {
+        let bridge = try options.bridge(session: session)
+        if bridge.configuration.session == nil {
+            // Tear down what dead bridges left, without delaying the first response.
+            Task.detached {
+                do {
+                    let report = try await GarbageCollector(bridge: bridge).run()
+                    if !report.deleted.isEmpty || !report.droppedRows.isEmpty {
+                        bridge.logger.notice("gc at start", metadata: ["report": "\(JSONCoding.string(report.json))"])
+                    }
+                } catch {
+                    bridge.logger.warning("gc at start failed", metadata: ["error": "\(error)"])
+                }
+            }
+        }
+        let status = await MCPServer(bridge: bridge).run()
+        throw ExitCode(status)
+    }
+}
+
+struct GC: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gc",
+        abstract: "Tear down swarms whose bridge died (honouring keep), half-made VMs, and rows of VMs the backend no longer has.")
+    @OptionGroup var options: GlobalOptions
 
     func run() async throws {
         let bridge = try options.bridge()
-        let status = await MCPServer(bridge: bridge).run()
-        throw ExitCode(status)
+        do {
+            print(JSONCoding.string(try await GarbageCollector(bridge: bridge).run().json))
+        } catch {
+            throw CLIError("gc failed: \(error)")
+        }
     }
 }
 

@@ -15,14 +15,14 @@ struct GlobalOptions: ParsableArguments {
     var logLevel: String?
 
     /// Sets up logging to stderr and opens the bridge.
-    func bridge() throws -> Bridge {
+    func bridge(session: String? = nil) throws -> Bridge {
         let env = ProcessInfo.processInfo.environment
         let level = logLevel ?? env["VERS_SWARM_LOG"] ?? "info"
         StderrLogHandler.setLevel(Logger.Level(rawValue: level) ?? .info)
         LoggingSystem.bootstrap { StderrLogHandler(label: $0) }
         let logger = Logger(label: "vers-swarm")
         do {
-            return try Bridge(configuration: .fromEnvironment(home: home, backend: backend), logger: logger)
+            return try Bridge(configuration: .fromEnvironment(home: home, backend: backend, session: session), logger: logger)
         } catch {
             throw CLIError("\(error)")
         }
@@ -40,6 +40,6 @@ struct VersSwarmCommand: AsyncParsableCommand {
         commandName: "vers-swarm",
         abstract: "A tool server (MCP over stdio) for agent swarms on VMs.",
         version: VersSwarmVersion.current,
-        subcommands: [Serve.self, Call.self, List.self, Doctor.self, DemoCommand.self, Unmount.self]
+        subcommands: [Serve.self, Call.self, List.self, GC.self, Doctor.self, DemoCommand.self, Unmount.self]
     )
 }

@@ -122,7 +122,16 @@ public final class MCPServer: Sendable {
 
     private func callTool(_ args: ToolArguments) async throws(RPCError) -> Value {
         let name = try args.requiredString("name")
-        switch try await bridge.call(name, arguments: args.values["arguments"], path: "arguments") {
+        var progress: ProgressReporter?
+        if let token = args.values["_meta"]?["progressToken"], token.stringValue != nil || token.intValue != nil {
+            let writer = self.writer
+            progress = { done, total, message in
+                writer.send(.object(["jsonrpc": "2.0", "method": "notifications/progress", "params": .object([
+                    "progressToken": token, "progress": .int(done), "total": .int(total), "message": .string(message),
+                ])]))
+            }
+        }
+        switch try await bridge.call(name, arguments: args.values["arguments"], path: "arguments", progress: progress) {
         case .success(let outcome):
             return .object([
                 "content": .array([.object(["type": "text", "text": .string(JSONCoding.string(outcome.structured))])]),

@@ -76,6 +76,8 @@ public struct BranchOutcome: Sendable {
 public struct ProviderVM: Sendable {
     public var vmID: String
     public var state: String
+    /// The bridge process that made it, when the backend knows.
+    public var creator: Owner?
 }
 
 /// The result of a delete.
@@ -122,6 +124,8 @@ public protocol VMProvider: Sendable {
     var name: String { get }
     /// How VMs are isolated ("namespaces+overlayfs", "microvm", "none").
     var isolation: String { get }
+    /// How many swarm tasks run at once when the caller does not say.
+    var defaultConcurrency: Int { get }
     /// Creates a VM and waits until it accepts exec.
     func create(_ spec: VMSpec) async throws -> CreatedVM
     /// Freezes the VM's state into an immutable commit; returns the commit id.

@@ -1,8 +1,10 @@
 import Foundation
 import GRDB
 
-/// A registry failure.
+/// A registry failure; `kind` is set when the caller asked for something
+/// that conflicts with what is recorded (a label or session already taken).
 public struct RegistryError: Error, Sendable, CustomStringConvertible {
+    public var kind: ToolError.Kind = .backend
     public var message: String
     public var description: String { message }
 }
@@ -20,6 +22,10 @@ public final class Registry: Sendable {
         var config = Configuration()
         config.busyMode = .timeout(30)
         config.label = "vers-swarm.registry"
+        config.prepareDatabase { db in
+            // WAL with NORMAL sync: durable across crashes of any process, one fsync per checkpoint.
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+        }
         do {
             pool = try DatabasePool(path: path, configuration: config)
             try Self.migrator.migrate(pool)
@@ -51,6 +57,37 @@ public final class Registry: Sendable {
                 t.column("parent_commit", .text)
                 t.column("created_at", .datetime).notNull()
             }
+        }
+        migrator.registerMigration("v2: sessions, swarms, owners") { db in
+            try db.alter(table: "vms") { t in
+                t.add(column: "owner_start", .integer)
+            }
+            try db.create(table: "sessions") { t in
+                t.primaryKey("name", .text)
+                t.column("vm_id", .text).notNull().indexed()
+                t.column("created_at", .datetime).notNull()
+            }
+            try db.create(table: "swarms") { t in
+                t.primaryKey("swarm_id", .text)
+                t.column("from_commit", .text).notNull()
+                t.column("owner_pid", .integer).notNull()
+                t.column("owner_start", .integer).notNull()
+                t.column("state", .text).notNull()
+                t.column("keep", .text).notNull()
+                t.column("task_count", .integer).notNull()
+                t.column("created_at", .datetime).notNull()
+                t.column("finished_at", .datetime)
+            }
+            try db.create(table: "swarm_tasks") { t in
+                t.column("swarm_id", .text).notNull().references("swarms", onDelete: .cascade)
+                t.column("idx", .integer).notNull()
+                t.column("status", .text).notNull()
+                t.column("exit_code", .integer)
+                t.column("vm_id", .text)
+                t.column("commit_id", .text)
+                t.primaryKey(["swarm_id", "idx"])
+            }
+            try db.create(index: "vms_swarm", on: "vms", columns: ["swarm_id"])
         }
         return migrator
     }
@@ -89,9 +126,87 @@ public final class Registry: Sendable {
         try read { db in try VMRecord.order(Column("created_at"), Column("vm_id")).fetchAll(db) }
     }
 
-    /// Forgets a VM (after the backend confirmed its deletion).
+    /// Forgets a VM (after the backend confirmed its deletion) and its session bindings.
     public func removeVM(_ id: String) throws {
-        _ = try write { db in try VMRecord.deleteOne(db, key: id) }
+        try write { db in
+            _ = try VMRecord.deleteOne(db, key: id)
+            _ = try SessionRecord.filter(Column("vm_id") == id).deleteAll(db)
+        }
+    }
+
+    /// VMs of one swarm.
+    public func vms(swarm: String) throws -> [VMRecord] {
+        try read { db in try VMRecord.filter(Column("swarm_id") == swarm).fetchAll(db) }
+    }
+
+    // MARK: - Sessions
+
+    /// Binds a session to a VM. A session bound to another VM, a VM bound to
+    /// another session, or an unknown VM is refused.
+    public func bindSession(_ name: String, to vmID: String) throws -> SessionRecord {
+        try write { db in
+            guard try VMRecord.fetchOne(db, key: vmID) != nil else {
+                throw RegistryError(kind: .notFound, message: "VM \(vmID) not found: list_vms shows live VMs")
+            }
+            if let existing = try SessionRecord.fetchOne(db, key: name) {
+                if existing.vmID == vmID { return existing }
+                throw RegistryError(kind: .conflict, message: "session \"\(name)\" is already bound to VM \(existing.vmID): unbind_session it first")
+            }
+            if let other = try SessionRecord.filter(Column("vm_id") == vmID).fetchOne(db) {
+                throw RegistryError(kind: .conflict, message: "VM \(vmID) is already bound to session \"\(other.name)\"")
+            }
+            let record = SessionRecord(name: name, vmID: vmID)
+            try record.insert(db)
+            try db.execute(sql: "UPDATE vms SET session = ? WHERE vm_id = ?", arguments: [name, vmID])
+            return record
+        }
+    }
+
+    /// Unbinds a session; returns the VM it was bound to, nil when it was not bound.
+    public func unbindSession(_ name: String) throws -> String? {
+        try write { db in
+            guard let existing = try SessionRecord.fetchOne(db, key: name) else { return nil }
+            _ = try existing.delete(db)
+            try db.execute(sql: "UPDATE vms SET session = NULL WHERE vm_id = ? AND session = ?", arguments: [existing.vmID, name])
+            return existing.vmID
+        }
+    }
+
+    /// The binding of one session.
+    public func session(_ name: String) throws -> SessionRecord? {
+        try read { db in try SessionRecord.fetchOne(db, key: name) }
+    }
+
+    /// Every session, oldest first.
+    public func sessions() throws -> [SessionRecord] {
+        try read { db in try SessionRecord.order(Column("created_at"), Column("name")).fetchAll(db) }
+    }
+
+    // MARK: - Swarms
+
+    /// Records or updates a swarm.
+    public func saveSwarm(_ swarm: SwarmRecord) throws {
+        try write { db in try swarm.save(db) }
+    }
+
+    /// One swarm.
+    public func swarm(_ id: String) throws -> SwarmRecord? {
+        try read { db in try SwarmRecord.fetchOne(db, key: id) }
+    }
+
+    /// Swarms still marked running.
+    public func runningSwarms() throws -> [SwarmRecord] {
+        try read { db in try SwarmRecord.filter(Column("state") == "running").fetchAll(db) }
+    }
+
+    /// Records a finished task.
+    public func saveSwarmTask(_ task: SwarmTaskRecord) throws {
+        try write { db in try task.save(db) }
+    }
+
+    /// The finished tasks of a swarm.
+    public func swarmTasks(_ id: String) throws -> [SwarmTaskRecord] {
+        try read { db in try SwarmTaskRecord.filter(Column("swarm_id") == id).order(Column("idx")).fetchAll(db) }
     }
 
     // MARK: - Commits
@@ -102,7 +217,7 @@ public final class Registry: Sendable {
             if let label = commit.label,
                let other = try CommitRecord.filter(Column("label") == label).fetchOne(db),
                other.commitID != commit.commitID {
-                throw RegistryError(message: "label \"\(label)\" already names commit \(other.commitID)")
+                throw RegistryError(kind: .conflict, message: "label \"\(label)\" already names commit \(other.commitID)")
             }
             try commit.save(db)
         }

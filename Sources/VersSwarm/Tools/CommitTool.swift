@@ -8,9 +8,10 @@ struct CommitTool: ToolHandler {
         description: "Snapshot a VM's file system into an immutable commit that branch can copy. Give it a unique label (e.g. \"golden\") to refer to it by name. Running processes are frozen during the snapshot; their memory is not kept.",
         inputSchema: Schema.object([
             "vm_id": Schema.string("The VM to commit", minLength: 1),
+            "session": Schema.string("Or: the session whose VM to commit", minLength: 1),
             "label": Schema.string("A unique name for the commit", minLength: 1),
             "description": Schema.string("Free text remembered with the commit"),
-        ], required: ["vm_id"]),
+        ]),
         annotations: .init(title: "Commit a VM", readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: true),
         outputSchema: Schema.object([
             "commit_id": Schema.string("The new commit's id"),
@@ -22,8 +23,8 @@ struct CommitTool: ToolHandler {
     )
 
     func call(_ arguments: ToolArguments, context: ToolContext) async throws -> ToolOutcome {
-        try arguments.allowOnly(["vm_id", "label", "description"])
-        let vmID = try arguments.requiredString("vm_id")
+        try arguments.allowOnly(["vm_id", "session", "label", "description"])
+        let vmID = try await context.targetVM(arguments)
         let label = try arguments.string("label")
         if label?.isEmpty == true { throw RPCError.invalidParams(arguments.path(of: "label"), "must not be empty") }
         let record = try await context.commitVM(vmID, label: label, description: try arguments.string("description"))

@@ -35,8 +35,12 @@ struct CreateVMTool: ToolHandler {
         )
         let label = try arguments.string("label")
         let session = try arguments.string("session")
+        if let session, let bound = try context.registry.session(session) {
+            throw ToolError(.conflict, "session \"\(session)\" is already bound to VM \(bound.vmID): unbind_session it first")
+        }
         let created = try await context.provider.create(spec)
-        try context.recordVMs([created.vmID], parentCommit: nil, label: label, session: session)
+        try context.recordVMs([created.vmID], parentCommit: nil, label: label)
+        if let session { _ = try context.registry.bindSession(session, to: created.vmID) }
         return ToolOutcome(.compact([
             "vm_id": .string(created.vmID),
             "state": "running",

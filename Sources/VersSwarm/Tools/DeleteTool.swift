@@ -5,10 +5,12 @@ struct DeleteTool: ToolHandler {
     let definition = Tool(
         name: "delete",
         title: "Delete VMs",
-        description: "Delete VMs: every process and its storage. Pass vm_id, vm_ids, or all: true. Idempotent: ids already gone are listed in not_found. Registry rows go only after the backend confirms.",
+        description: "Delete VMs: every process and its storage. Pass vm_id, vm_ids, session, swarm_id, or all: true. Idempotent: ids already gone are listed in not_found. Registry rows go only after the backend confirms.",
         inputSchema: Schema.object([
             "vm_id": Schema.string("One VM", minLength: 1),
             "vm_ids": Schema.array(Schema.string("A VM id"), "Several VMs"),
+            "session": Schema.string("The VM bound to this session"),
+            "swarm_id": Schema.string("Every VM of this swarm"),
             "all": Schema.boolean("Every VM in the registry"),
         ]),
         annotations: .init(title: "Delete VMs", readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: true),
@@ -22,13 +24,15 @@ struct DeleteTool: ToolHandler {
     )
 
     func call(_ arguments: ToolArguments, context: ToolContext) async throws -> ToolOutcome {
-        try arguments.allowOnly(["vm_id", "vm_ids", "all"])
+        try arguments.allowOnly(["vm_id", "vm_ids", "session", "swarm_id", "all"])
         var ids: [String] = []
         if let one = try arguments.string("vm_id") { ids.append(one) }
         ids += try arguments.strings("vm_ids") ?? []
+        if let session = try arguments.string("session") { ids.append(try context.sessionVM(session)) }
+        if let swarm = try arguments.string("swarm_id") { ids += try context.registry.vms(swarm: swarm).map(\.vmID) }
         if try arguments.bool("all") == true { ids += try context.registry.vms().map(\.vmID) }
-        guard arguments.has("vm_id") || arguments.has("vm_ids") || arguments.has("all") else {
-            throw RPCError.invalidParams(arguments.path, "give vm_id, vm_ids or all: true")
+        guard ["vm_id", "vm_ids", "session", "swarm_id", "all"].contains(where: arguments.has) else {
+            throw RPCError.invalidParams(arguments.path, "give vm_id, vm_ids, session, swarm_id or all: true")
         }
         var seen = Set<String>()
         ids = ids.filter { seen.insert($0).inserted }

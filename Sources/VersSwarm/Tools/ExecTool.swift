@@ -11,6 +11,7 @@ struct ExecTool: ToolHandler {
         description: "Run a command on a VM: a string runs with `sh -c`, an array runs as argv. Output is captured bounded (head and tail kept, middle elided, `truncated` set). A timeout kills the command's whole process tree. Background processes (`cmd &`) keep running between execs. isError is true on a non-zero exit or a timeout.",
         inputSchema: Schema.object([
             "vm_id": Schema.string("The VM", minLength: 1),
+            "session": Schema.string("Or: the session whose VM to use", minLength: 1),
             "command": Schema.oneOf([
                 Schema.string("A shell command, run with sh -c", minLength: 1),
                 Schema.array(Schema.string("An argument"), "argv: the program and its arguments", minItems: 1),
@@ -20,7 +21,7 @@ struct ExecTool: ToolHandler {
             "stdin": Schema.string("Text fed to the command's standard input"),
             "timeout_s": Schema.number("Seconds before the command's process tree is killed", minimum: 0.001, maximum: ExecTool.maxTimeout),
             "max_output_bytes": Schema.integer("Bytes kept per stream (default 262144)", minimum: 1, maximum: ExecTool.maxOutputLimit),
-        ], required: ["vm_id", "command"]),
+        ], required: ["command"]),
         annotations: .init(title: "Run a command on a VM", readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true),
         outputSchema: Self.resultSchema
     )
@@ -36,10 +37,9 @@ struct ExecTool: ToolHandler {
     ], required: ["exit_code", "stdout", "stderr", "duration_ms", "timed_out", "truncated"])
 
     func call(_ arguments: ToolArguments, context: ToolContext) async throws -> ToolOutcome {
-        try arguments.allowOnly(["vm_id", "command", "env", "cwd", "stdin", "timeout_s", "max_output_bytes"])
-        let vmID = try arguments.requiredString("vm_id")
+        try arguments.allowOnly(["vm_id", "session", "command", "env", "cwd", "stdin", "timeout_s", "max_output_bytes"])
         let request = try Self.request(from: arguments)
-        _ = try context.requireVM(vmID)
+        let vmID = try await context.targetVM(arguments)
         let result = try await context.provider.exec(vmID: vmID, request)
         return ToolOutcome(Self.json(result), isError: result.exitCode != 0 || result.timedOut)
     }

@@ -40,11 +40,45 @@ extension ToolContext {
     }
 
     /// Records freshly made VMs before anything else can fail.
-    func recordVMs(_ ids: [String], parentCommit: String?, label: String? = nil, session: String? = nil) throws {
+    func recordVMs(_ ids: [String], parentCommit: String?, label: String? = nil, swarmID: String? = nil) throws {
         for id in ids {
-            try registry.saveVM(VMRecord(vmID: id, provider: provider.name, parentCommit: parentCommit, session: session,
-                                         label: label, ownerPID: Int(getpid())))
+            try registry.saveVM(VMRecord(vmID: id, provider: provider.name, parentCommit: parentCommit,
+                                         swarmID: swarmID, label: label, owner: .current))
         }
+    }
+
+    /// The VM a call acts on: `vm_id`, or the VM bound to `session`; a scoped
+    /// bridge defaults to its session's VM and refuses every other VM.
+    func targetVM(_ arguments: ToolArguments) async throws -> String {
+        let vmID = try arguments.string("vm_id")
+        let session = try arguments.string("session")
+        if vmID != nil && session != nil {
+            throw RPCError.invalidParams(arguments.path(of: "session"), "give vm_id or session, not both")
+        }
+        if let scope {
+            if let session, session != scope {
+                throw ToolError(.forbidden, "this bridge is scoped to session \"\(scope)\"; it cannot act for session \"\(session)\"")
+            }
+            let own = try sessionVM(scope)
+            if let vmID, vmID != own {
+                throw ToolError(.forbidden, "this bridge is scoped to session \"\(scope)\" (VM \(own)); it cannot act on VM \(vmID)")
+            }
+            return own
+        }
+        if let session { return try sessionVM(session) }
+        guard let vmID, !vmID.isEmpty else {
+            throw RPCError.invalidParams(arguments.path(of: "vm_id"), "required: give vm_id or session")
+        }
+        _ = try requireVM(vmID)
+        return vmID
+    }
+
+    /// The VM bound to a session.
+    func sessionVM(_ name: String) throws -> String {
+        guard let record = try registry.session(name) else {
+            throw ToolError(.notFound, "session \"\(name)\" is not bound to a VM: bind_session binds it, sessions lists bindings")
+        }
+        return record.vmID
     }
 
     /// Deletes a VM in the backend, then forgets it; `.notFound` when neither had it.

@@ -13,6 +13,8 @@ public struct ToolError: Error, Sendable, CustomStringConvertible {
         case unavailable
         /// The call was cancelled.
         case cancelled
+        /// A scoped bridge was asked to act outside its session.
+        case forbidden
     }
 
     /// What kind of failure.

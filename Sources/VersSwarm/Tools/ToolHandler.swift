@@ -15,6 +15,9 @@ public struct ToolOutcome: Sendable {
     }
 }
 
+/// Reports progress of a long call: (done, total, message).
+public typealias ProgressReporter = @Sendable (_ done: Int, _ total: Int, _ message: String) -> Void
+
 /// Everything a tool may use while it runs.
 public struct ToolContext: Sendable {
     /// The registry shared by every bridge process.
@@ -23,6 +26,10 @@ public struct ToolContext: Sendable {
     public let provider: any VMProvider
     /// Logs to stderr.
     public let logger: Logger
+    /// The session a scoped bridge (`serve --session NAME`) is confined to.
+    public let scope: String?
+    /// Set when the caller asked for progress notifications.
+    public var progress: ProgressReporter?
 }
 
 /// One tool: its MCP definition and its handler.

@@ -11,6 +11,7 @@ import Glibc
 public final class LocalProvider: VMProvider {
     public let name = "local"
     public let isolation = "namespaces+overlayfs"
+    public let defaultConcurrency = 32
     let store: LocalStore
     let cgroups: Cgroups
     let initPath: String
@@ -105,6 +106,9 @@ public final class LocalProvider: VMProvider {
         let id = UUID().uuidString.lowercased()
         let dir = store.vmDir(id)
         for sub in ["upper", "work", "root"] { try HostFS.mkdirs(dir + "/" + sub, mode: 0o755) }
+        // Who is making it, first: gc can tell a VM a dead bridge left half-made from one being made now.
+        let me = Owner.current
+        try HostFS.writeAtomically(dir + "/creator", Data("\(me.pid) \(me.start)".utf8))
         var meta = VMMeta(id: id, lowers: lowers, parentCommit: parentCommit, vcpuCount: vcpus, memSizeMiB: memMiB, createdAt: Date())
         do {
             let warnings = try await boot(&meta)
@@ -249,10 +253,20 @@ public final class LocalProvider: VMProvider {
     }
 
     public func list() async throws -> [ProviderVM] {
+        // An unmounted store would look empty: mount it first (a store never made holds no VM).
+        if HostFS.exists(store.image) || HostFS.exists(store.vmsDir) {
+            try checkPrivileges()
+            _ = try await store.prepare()
+        }
         let ids = (try? FileManager.default.contentsOfDirectory(atPath: store.vmsDir)) ?? []
-        return ids.sorted().compactMap { id in
-            guard let meta = try? loadVM(id) else { return nil }
-            return ProviderVM(vmID: id, state: isRunning(meta) ? "running" : "stopped")
+        return ids.sorted().filter(Self.isSafeID).map { id in
+            let creatorFields = (HostFS.read(store.vmDir(id) + "/creator") ?? "").split(separator: " ")
+            var creator: Owner?
+            if creatorFields.count == 2, let pid = Int32(creatorFields[0]), let start = UInt64(creatorFields[1]) {
+                creator = Owner(pid: pid, start: start)
+            }
+            let state = (try? loadVM(id)).map { isRunning($0) ? "running" : "stopped" } ?? "creating"
+            return ProviderVM(vmID: id, state: state, creator: creator)
         }
     }
 

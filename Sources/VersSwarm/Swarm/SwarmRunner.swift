@@ -1,0 +1,138 @@
+import Foundation
+import MCP
+
+/// Runs `body` to completion even when the calling task is cancelled: used
+/// for teardown, which must finish exactly when a call is being cancelled.
+func uncancellable<T: Sendable>(_ body: @escaping @Sendable () async -> T) async -> T {
+    await Task.detached { await body() }.value
+}
+
+/// Fans a swarm plan out over branches of one commit: branches lazily as
+/// slots free up, retries on fresh branches, races in first_success mode,
+/// and deletes what `keep` does not keep — also when cancelled.
+struct SwarmRunner: Sendable {
+    /// The outcome of one task.
+    struct Result: Sendable {
+        var index: Int
+        var status: String
+        var exitCode: Int?
+        var stdout = ""
+        var stderr = ""
+        var durationMS = 0
+        var attempts = 0
+        var vmID: String?
+        var commitID: String?
+        var error: String?
+    }
+
+    let context: ToolContext
+    let plan: SwarmPlan
+    let swarmID: String
+    let commitID: String
+
+    /// Runs every task; results come back in task order.
+    func run() async -> [Result] {
+        let total = plan.tasks.count
+        var results = [Result?](repeating: nil, count: total)
+        var done = 0
+        await withTaskGroup(of: Result.self) { group in
+            var next = 0
+            var stopped = false
+            func startNext() {
+                guard !stopped, next < total else { return }
+                let task = plan.tasks[next]
+                next += 1
+                group.addTask { await runTask(task) }
+            }
+            for _ in 0..<plan.concurrency { startNext() }
+            while let result = await group.next() {
+                results[result.index] = result
+                done += 1
+                context.progress?(done, total, "task \(result.index): \(result.status)")
+                if plan.mode == .firstSuccess, result.status == "ok", !stopped {
+                    stopped = true
+                    group.cancelAll()
+                }
+                if Task.isCancelled { stopped = true }
+                startNext()
+            }
+        }
+        return (0..<total).map { i in
+            results[i] ?? Result(index: i, status: "cancelled", exitCode: nil, error: "not started: the swarm stopped first")
+        }
+    }
+
+    private func runTask(_ task: SwarmPlan.Task) async -> Result {
+        var result = Result(index: task.index, status: "error")
+        let started = ContinuousClock.now
+        while result.attempts <= plan.retries {
+            if Task.isCancelled {
+                result.status = "cancelled"
+                return result
+            }
+            result.attempts += 1
+            let outcome = await context.provider.branch(commitID: commitID, count: 1)
+            try? context.recordVMs(outcome.vmIDs, parentCommit: commitID, swarmID: swarmID)
+            guard outcome.failure == nil, let vm = outcome.vmIDs.first else {
+                for id in outcome.vmIDs { await discard(id) }
+                result.status = Task.isCancelled ? "cancelled" : "error"
+                result.error = outcome.failure?.message ?? "the backend made no VM"
+                continue
+            }
+            if let session = task.session {
+                do {
+                    _ = try context.registry.bindSession(session, to: vm)
+                } catch {
+                    await discard(vm)
+                    result.error = "\(error)"
+                    return result
+                }
+            }
+            do {
+                let exec = try await context.provider.exec(vmID: vm, task.request)
+                result.exitCode = exec.exitCode
+                result.stdout = exec.stdout
+                result.stderr = exec.stderr
+                result.durationMS = exec.durationMS
+                result.error = nil
+                result.status = Task.isCancelled ? "cancelled" : exec.timedOut ? "timeout" : exec.exitCode == 0 ? "ok" : "failed"
+            } catch {
+                result.status = Task.isCancelled ? "cancelled" : "error"
+                result.error = "\(error)"
+            }
+            let finished = result.status == "ok" || result.status == "failed"
+            let retry = result.status != "ok" && result.status != "cancelled" && result.attempts <= plan.retries
+            if retry {
+                await discard(vm)
+                continue
+            }
+            if plan.commitResults, finished, !Task.isCancelled {
+                let label = "\(swarmID)/\(task.index)"
+                result.commitID = try? await context.commitVM(vm, label: label, description: "swarm \(swarmID) task \(task.index)").commitID
+            }
+            let keep = !Task.isCancelled && (plan.keep == .all || (plan.keep == .failed && result.status != "ok"))
+            if keep {
+                result.vmID = vm
+            } else {
+                await discard(vm)
+            }
+            break
+        }
+        let elapsed = ContinuousClock.now - started
+        if result.durationMS == 0 { result.durationMS = Int(elapsed.components.seconds * 1000) }
+        try? context.registry.saveSwarmTask(SwarmTaskRecord(
+            swarmID: swarmID, index: task.index, status: result.status, exitCode: result.exitCode,
+            vmID: result.vmID, commitID: result.commitID))
+        return result
+    }
+
+    /// Deletes a VM of the swarm, whatever happens to the calling task.
+    private func discard(_ vm: String) async {
+        let context = self.context
+        await uncancellable {
+            do { _ = try await context.deleteVM(vm) } catch {
+                context.logger.error("could not delete swarm VM", metadata: ["vm_id": "\(vm)", "error": "\(error)"])
+            }
+        }
+    }
+}
