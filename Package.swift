@@ -52,7 +52,11 @@ let package = Package(
         .executableTarget(name: "vers-swarm-init"),
         .executableTarget(
             name: "vers-swarm-bench",
-            dependencies: ["VersSwarm"]
+            dependencies: [
+                "VersSwarm",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "MCP", package: "swift-sdk"),
+            ]
         ),
         .testTarget(
             name: "VersSwarmTests",

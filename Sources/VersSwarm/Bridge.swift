@@ -11,6 +11,12 @@ public struct BridgeConfiguration: Sendable {
     /// The session a scoped bridge is confined to (`serve --session`, `VERS_SWARM_SESSION`).
     public var session: String?
 
+    public init(home: String, backend: String, session: String? = nil) {
+        self.home = home
+        self.backend = backend
+        self.session = session
+    }
+
     /// Reads `VERS_SWARM_HOME`, `VERS_SWARM_BACKEND` and `VERS_API_KEY`;
     /// explicit values win.
     public static func fromEnvironment(home: String? = nil, backend: String? = nil, session: String? = nil) -> BridgeConfiguration {
@@ -68,6 +74,16 @@ public final class Bridge: Sendable {
 
     /// The tool with this name.
     public func tool(_ name: String) -> (any ToolHandler)? { byName[name] }
+
+    /// Runs a tool for an in-process caller (demo, benchmarks): its
+    /// structured result, or a thrown error when it failed in any way.
+    public func run(_ tool: String, _ arguments: Value) async throws -> Value {
+        switch try await call(tool, arguments: arguments, path: "") {
+        case .success(let outcome) where !outcome.isError: return outcome.structured
+        case .success(let outcome): throw ToolError(.backend, "\(tool) failed: \(JSONCoding.string(outcome.structured))")
+        case .failure(let error): throw error
+        }
+    }
 
     /// Runs a tool. Argument mistakes throw `RPCError`; every other failure
     /// comes back as a `ToolError`.

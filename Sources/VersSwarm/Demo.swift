@@ -17,11 +17,7 @@ public struct Demo: Sendable {
     }
 
     private func call(_ tool: String, _ arguments: Value) async throws -> Value {
-        switch try await bridge.call(tool, arguments: arguments, path: "") {
-        case .success(let outcome) where !outcome.isError: return outcome.structured
-        case .success(let outcome): throw ToolError(.backend, "\(tool) failed: \(JSONCoding.string(outcome.structured))")
-        case .failure(let error): throw error
-        }
+        try await bridge.run(tool, arguments)
     }
 
     /// Runs the workflow; every VM it made is deleted even when a step fails.
@@ -82,9 +78,4 @@ public struct Demo: Sendable {
             "vms_left": .int(left),
         ])
     }
-}
-
-extension Value {
-    /// The member `key` of an object value.
-    subscript(key: String) -> Value? { objectValue?[key] }
 }

@@ -4,8 +4,18 @@
 //   vers-swarm-bench branch-cost [--rounds N]
 //       Branch time from a commit holding 1 GiB of files vs one holding 1 MiB
 //       on the local backend. Goal: ratio ≈ 1 (branch cost independent of size).
+//
+//   vers-swarm-bench swarm-map [--rounds N] [--tasks N]
+//       Wall time of swarm_map running N (32) tasks `sleep 1; echo N` at
+//       concurrency N vs one such task. Goal: ratio ≤ 1.5.
+//
+//   vers-swarm-bench registry-stress --home DIR --ops N --tag T
+//       One process's share of a concurrent registry load: N rounds of
+//       create-row, bind, and (every other round) unbind. Prints JSON counts;
+//       run several at once on one DIR to load the shared registry.
 import Foundation
 import Logging
+import MCP
 import VersSwarm
 
 func elapsed(_ body: () async throws -> Void) async rethrows -> Double {
@@ -66,16 +76,75 @@ func branchCost(rounds: Int) async throws {
     print(String(format: "branch-cost ratio (1 GiB / 1 MiB): %.2f  (goal: about 1; below 1.5)", ratio))
 }
 
+func swarmMap(rounds: Int, tasks: Int) async throws {
+    let home = FileManager.default.temporaryDirectory.appendingPathComponent("vs-bench-\(UUID().uuidString.prefix(8))").path
+    let bridge = try Bridge(configuration: BridgeConfiguration(home: home, backend: "local"), logger: Logger(label: "bench"))
+    func call(_ tool: String, _ args: Value) async throws -> Value { try await bridge.run(tool, args) }
+    let vm = try await call("create_vm", .object([:]))["vm_id"]?.stringValue ?? ""
+    let label = "bench-\(UUID().uuidString.prefix(8))"
+    _ = try await call("commit", .object(["vm_id": .string(vm), "label": .string(label)]))
+    func run(_ n: Int) async throws -> Double {
+        var result: Value = .null
+        let t = try await elapsed {
+            result = try await call("swarm_map", .object([
+                "from": .string(label), "template": "sleep 1; echo {input}",
+                "inputs": .array((0..<n).map { .int($0) }), "concurrency": .int(n),
+            ]))
+        }
+        let ok = result["summary"]?["ok"]?.intValue ?? 0
+        guard ok == n else { fail("swarm of \(n) had \(ok) ok tasks: \(JSONCoding.string(result))") }
+        return t
+    }
+    var single: [Double] = [], many: [Double] = []
+    for round in 0..<rounds {
+        if round % 2 == 0 { single.append(try await run(1)); many.append(try await run(tasks)) }
+        else { many.append(try await run(tasks)); single.append(try await run(1)) }
+    }
+    _ = try await call("delete", .object(["all": true]))
+    try? await (bridge.provider as? LocalProvider)?.unmount()
+    try? FileManager.default.removeItem(atPath: home)
+    print(String(format: "swarm-map: %d tasks `sleep 1; echo N` at concurrency %d vs 1 task, median of %d rounds each", tasks, tasks, rounds))
+    print(String(format: "swarm-map ratio (wall time / single-task time): %.2f  (goal: <= 1.5)", median(many) / median(single)))
+}
+
+func registryStress(home: String, ops: Int, tag: String) throws {
+    let registry = try Registry(path: home + "/registry.sqlite")
+    var created = 0, bound = 0, unbound = 0
+    for i in 0..<ops {
+        let vm = "\(tag)-vm-\(i)"
+        try registry.saveVM(VMRecord(vmID: vm, provider: "stress", owner: .current))
+        created += 1
+        _ = try registry.bindSession("\(tag)-s-\(i)", to: vm)
+        bound += 1
+        if i % 2 == 0, try registry.unbindSession("\(tag)-s-\(i)") == vm { unbound += 1 }
+    }
+    print(JSONCoding.string(.object(["tag": .string(tag), "created": .int(created), "bound": .int(bound), "unbound": .int(unbound)])))
+}
+
+func option(_ name: String, in args: [String]) -> String? {
+    guard let i = args.firstIndex(of: name), i + 1 < args.count else { return nil }
+    return args[i + 1]
+}
+
 let args = Array(CommandLine.arguments.dropFirst())
 guard let which = args.first else {
-    print("usage: vers-swarm-bench branch-cost [--rounds N]")
+    print("usage: vers-swarm-bench branch-cost|swarm-map [--rounds N] | registry-stress --home DIR --ops N --tag T")
     exit(2)
 }
-var rounds = 7
-if let i = args.firstIndex(of: "--rounds"), i + 1 < args.count, let n = Int(args[i + 1]), n > 0 { rounds = n }
-switch which {
-case "branch-cost":
-    do { try await branchCost(rounds: rounds) } catch { fail("\(error)") }
-default:
-    fail("unknown benchmark \(which)")
+let rounds = option("--rounds", in: args).flatMap(Int.init).map { max($0, 1) }
+do {
+    switch which {
+    case "branch-cost":
+        try await branchCost(rounds: rounds ?? 7)
+    case "swarm-map":
+        try await swarmMap(rounds: rounds ?? 3, tasks: option("--tasks", in: args).flatMap(Int.init) ?? 32)
+    case "registry-stress":
+        guard let home = option("--home", in: args), let ops = option("--ops", in: args).flatMap(Int.init),
+              let tag = option("--tag", in: args) else { fail("registry-stress needs --home, --ops and --tag") }
+        try registryStress(home: home, ops: ops, tag: tag)
+    default:
+        fail("unknown benchmark \(which)")
+    }
+} catch {
+    fail("\(error)")
 }

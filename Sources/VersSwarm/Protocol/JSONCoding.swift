@@ -99,3 +99,8 @@ extension JSONCoding {
         return decoder
     }
 }
+
+extension Value {
+    /// The member `key` of an object value.
+    public subscript(key: String) -> Value? { objectValue?[key] }
+}

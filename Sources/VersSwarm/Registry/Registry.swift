@@ -28,6 +28,10 @@ public final class Registry: Sendable {
         }
         do {
             pool = try DatabasePool(path: path, configuration: config)
+            // Bridges start concurrently: one process at a time checks and applies migrations.
+            let lock = open(path + ".migrate.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+            defer { if lock >= 0 { close(lock) } }
+            if lock >= 0 { while flock(lock, LOCK_EX) != 0 && errno == EINTR {} }
             try Self.migrator.migrate(pool)
         } catch {
             throw RegistryError(message: "cannot open the registry at \(path): \(error)")
