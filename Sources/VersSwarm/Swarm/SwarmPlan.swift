@@ -35,6 +35,8 @@ struct SwarmPlan: Sendable {
         let maxOutput = try arguments.int("max_output_bytes", in: 1...ExecTool.maxOutputLimit) ?? (64 << 10)
         var tasks: [Task] = []
         switch (arguments.values["tasks"], arguments.values["template"]) {
+        case (.some(.array), nil) where arguments.values["inputs"] != nil:
+            throw arguments.fail("inputs", "goes with template, not with tasks")
         case (.some(.array(let items)), nil):
             guard !items.isEmpty else { throw arguments.fail("tasks", "must list at least one task") }
             guard items.count <= Self.maxTasks else { throw arguments.fail("tasks", "at most \(Self.maxTasks) tasks") }

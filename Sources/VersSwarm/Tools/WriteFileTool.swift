@@ -37,7 +37,7 @@ struct WriteFileTool: ToolHandler {
         switch encoding {
         case "utf8": bytes = Array(content.utf8)
         case "base64":
-            guard let data = Data(base64Encoded: content) else { throw arguments.fail("content", "is not valid base64") }
+            guard let data = Base64.strictDecode(content) else { throw arguments.fail("content", "is not valid base64") }
             bytes = Array(data)
         default: throw arguments.fail("encoding", "must be utf8 or base64")
         }

@@ -103,14 +103,23 @@ enum HostFS {
         return UInt64(fields[19])
     }
 
-    /// An exclusive advisory lock on `path`, held until `body` returns.
+    /// An exclusive advisory lock on `path` (shared with other processes),
+    /// held until `body` returns. The wait happens on a thread of its own:
+    /// a task blocked in flock must never hold a cooperative-pool thread
+    /// that the lock's current holder needs to finish.
     static func withLock<T>(_ path: String, _ body: () async throws -> T) async throws -> T {
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw ProviderError(.backend, "cannot open lock \(path): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
-        while flock(fd, LOCK_EX) != 0 {
-            if errno != EINTR { throw ProviderError(.backend, "cannot lock \(path): \(String(cString: strerror(errno)))") }
+        let failure: Int32 = await withCheckedContinuation { continuation in
+            Thread {
+                while flock(fd, LOCK_EX) != 0 {
+                    if errno != EINTR { continuation.resume(returning: errno); return }
+                }
+                continuation.resume(returning: 0)
+            }.start()
         }
+        guard failure == 0 else { throw ProviderError(.backend, "cannot lock \(path): \(String(cString: strerror(failure)))") }
         defer { flock(fd, LOCK_UN) }
         return try await body()
     }
