@@ -53,18 +53,32 @@ public final class Bridge: Sendable {
         case "local":
             provider = LocalProvider(home: configuration.home, logger: logger)
         case "vers":
-            throw ToolError(.unavailable, "the Vers backend is not available in this build yet; unset VERS_API_KEY or set VERS_SWARM_BACKEND=local")
+            do {
+                provider = try VersProvider(home: configuration.home, registryID: try Self.registryID(home: configuration.home), logger: logger)
+            } catch let error as ProviderError {
+                throw ToolError(error.kind, error.message)
+            }
         default:
             throw ToolError(.unavailable, "unknown backend \"\(configuration.backend)\": use local or vers")
         }
         let all: [any ToolHandler] = [
             CreateVMTool(), CommitTool(), BranchTool(), ExecTool(), SwarmMapTool(), DeleteTool(), ListVMsTool(),
             CommitsTool(), SessionsTool(), BindSessionTool(), UnbindSessionTool(), ReadFileTool(), WriteFileTool(),
+            SSHCredentialsTool(),
         ]
         // A scoped bridge offers only what acts on its own session's VM.
-        let scoped: Set<String> = ["exec", "read_file", "write_file", "commit"]
+        let scoped: Set<String> = ["exec", "read_file", "write_file", "commit", "ssh_credentials"]
         tools = configuration.session == nil ? all : all.filter { scoped.contains($0.definition.name) }
         byName = Dictionary(uniqueKeysWithValues: tools.map { ($0.definition.name, $0) })
+    }
+
+    /// A stable id for this state dir's registry, labelled on every cloud VM.
+    static func registryID(home: String) throws -> String {
+        let path = home + "/registry-id"
+        if let id = HostFS.read(path)?.trimmingCharacters(in: .whitespacesAndNewlines), !id.isEmpty { return id }
+        let id = UUID().uuidString.lowercased()
+        try HostFS.writeAtomically(path, Data(id.utf8))
+        return HostFS.read(path)?.trimmingCharacters(in: .whitespacesAndNewlines) ?? id
     }
 
     /// The context tools run with.

@@ -46,7 +46,7 @@ func branchCost(rounds: Int) async throws {
         let r = try await p.exec(vmID: vm, ExecRequest(argv: ["/bin/sh", "-c",
             "mkdir -p /data && for i in $(seq 1 \(files)); do head -c \(each << 20) /dev/zero > /data/f$i; done; du -sm /data"]))
         guard r.exitCode == 0 else { fail("preparing \(mib) MiB failed: \(r.stderr)") }
-        return try await p.commit(vmID: vm)
+        return try await p.commit(vmID: vm, name: nil, description: nil)
     }
     FileHandle.standardError.write(Data("preparing commits of 1 MiB and 1 GiB...\n".utf8))
     let small = try await prepare(1, files: 1)

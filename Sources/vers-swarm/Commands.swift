@@ -34,11 +34,13 @@ struct GC: AsyncParsableCommand {
         commandName: "gc",
         abstract: "Tear down swarms whose bridge died (honouring keep), half-made VMs, and rows of VMs the backend no longer has.")
     @OptionGroup var options: GlobalOptions
+    @Flag(help: "First rebuild registry rows from the backend's labels (Vers: GET /vms for this key), e.g. after losing the state dir.")
+    var reconcile = false
 
     func run() async throws {
         let bridge = try options.bridge()
         do {
-            print(JSONCoding.string(try await GarbageCollector(bridge: bridge).run().json))
+            print(JSONCoding.string(try await GarbageCollector(bridge: bridge).run(reconcile: reconcile).json))
         } catch {
             throw CLIError("gc failed: \(error)")
         }

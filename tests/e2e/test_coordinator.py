@@ -25,7 +25,7 @@ def test_coordinator_example_runs_subagents_on_scoped_bridges(vs_bin: Path, fres
         name = f"agent-{n}"
         assert result["session"] == name
         # A sub-agent's bridge offers only what acts on its own VM.
-        assert result["tools"] == ["commit", "exec", "read_file", "write_file"]
+        assert result["tools"] == ["commit", "exec", "read_file", "ssh_credentials", "write_file"]
         assert result["exit_code"] == 0
         assert result["stdout"] == f"{name} on vm-{vm_of[name][:8]}: {n * n}\n"
     assert "deleted 4 VMs, 0 left" in r.stderr

@@ -78,6 +78,8 @@ public struct ProviderVM: Sendable {
     public var state: String
     /// The bridge process that made it, when the backend knows.
     public var creator: Owner?
+    /// Labels the backend keeps on it (Vers).
+    public var labels: [String: String] = [:]
 }
 
 /// The result of a delete.
@@ -129,7 +131,8 @@ public protocol VMProvider: Sendable {
     /// Creates a VM and waits until it accepts exec.
     func create(_ spec: VMSpec) async throws -> CreatedVM
     /// Freezes the VM's state into an immutable commit; returns the commit id.
-    func commit(vmID: String) async throws -> String
+    /// `name` and `description` are sent where the backend keeps them.
+    func commit(vmID: String, name: String?, description: String?) async throws -> String
     /// Makes `count` copy-on-write VMs from a commit (what was made even on failure).
     func branch(commitID: String, count: Int) async -> BranchOutcome
     /// Runs one command.
@@ -142,4 +145,32 @@ public protocol VMProvider: Sendable {
     func hasCommit(_ commitID: String) async -> Bool
     /// Health checks for `vers-swarm doctor`.
     func doctor() async -> [DoctorCheck]
+    /// Records who a VM belongs to (session, swarm) where the backend keeps labels.
+    func tag(vmID: String, session: String?, swarm: String?) async
+}
+
+/// How a person or a sub-agent logs in to a VM with OpenSSH.
+public struct SSHCredentials: Sendable {
+    public var host: String
+    public var user: String
+    /// The private key file (0600); the key text itself is never returned.
+    public var keyFile: String
+    /// A ready command line.
+    public var command: String
+}
+
+extension VMProvider {
+    public func tag(vmID: String, session: String?, swarm: String?) async {}
+
+    /// Backends without SSH say so.
+    public func sshCredentials(vmID: String) async throws -> SSHCredentials {
+        throw ProviderError(.unavailable, "\(name) VMs have no SSH access: use exec, read_file and write_file")
+    }
+}
+
+/// The labels vers-swarm puts on cloud VMs.
+public enum VMLabel {
+    public static let owner = "vers-swarm.owner"
+    public static let session = "vers-swarm.session"
+    public static let swarm = "vers-swarm.swarm"
 }

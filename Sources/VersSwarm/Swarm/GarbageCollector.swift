@@ -9,6 +9,8 @@ public struct GCReport: Sendable {
     public var droppedRows: [String] = []
     /// Swarms whose owner died, now torn down.
     public var abandonedSwarms: [String] = []
+    /// Rows rebuilt from the backend's labels (`--reconcile`).
+    public var recovered: [String] = []
     /// VMs the backend holds and the registry records, after collection.
     public var backendVMs = 0
     public var registryVMs = 0
@@ -19,6 +21,7 @@ public struct GCReport: Sendable {
             "deleted": .array(deleted.map { .string($0) }),
             "dropped_rows": .array(droppedRows.map { .string($0) }),
             "abandoned_swarms": .array(abandonedSwarms.map { .string($0) }),
+            "recovered": .array(recovered.map { .string($0) }),
             "backend_vms": .int(backendVMs),
             "registry_vms": .int(registryVMs),
         ])
@@ -36,9 +39,23 @@ public struct GarbageCollector: Sendable {
         context = bridge.context()
     }
 
-    public func run() async throws -> GCReport {
+    /// Collects; with `reconcile`, first rebuilds rows for every backend VM
+    /// that carries vers-swarm's labels but is missing from this registry
+    /// (a lost or other machine's state dir), so none stays unseen and billed.
+    public func run(reconcile: Bool = false) async throws -> GCReport {
         var report = GCReport()
         let registry = context.registry
+        if reconcile {
+            for vm in try await context.provider.list() where vm.labels[VMLabel.owner] != nil {
+                guard try registry.vm(vm.vmID) == nil else { continue }
+                try registry.saveVM(VMRecord(vmID: vm.vmID, provider: context.provider.name,
+                                             swarmID: vm.labels[VMLabel.swarm], state: vm.state))
+                if let session = vm.labels[VMLabel.session], try registry.session(session) == nil {
+                    _ = try? registry.bindSession(session, to: vm.vmID)
+                }
+                report.recovered.append(vm.vmID)
+            }
+        }
 
         for swarm in try registry.runningSwarms() {
             let owner = Owner(pid: Int32(swarm.ownerPID), start: UInt64(swarm.ownerStart))

@@ -79,6 +79,7 @@ struct SwarmRunner: Sendable {
                 result.error = outcome.failure?.message ?? "the backend made no VM"
                 continue
             }
+            await context.provider.tag(vmID: vm, session: task.session, swarm: swarmID)
             if let session = task.session {
                 do {
                     _ = try context.registry.bindSession(session, to: vm)

@@ -22,6 +22,7 @@ struct BindSessionTool: ToolHandler {
         let session = try arguments.requiredString("session")
         let vmID = try arguments.requiredString("vm_id")
         let record = try context.registry.bindSession(session, to: vmID)
+        await context.provider.tag(vmID: vmID, session: session, swarm: try context.registry.vm(vmID)?.swarmID)
         return ToolOutcome(.object(["session": .string(record.name), "vm_id": .string(record.vmID)]))
     }
 }

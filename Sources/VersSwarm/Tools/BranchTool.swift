@@ -46,7 +46,10 @@ struct BranchTool: ToolHandler {
         try context.recordVMs(outcome.vmIDs, parentCommit: commitID)
         if outcome.failure == nil {
             do {
-                for (name, id) in zip(sessions, outcome.vmIDs) { _ = try context.registry.bindSession(name, to: id) }
+                for (name, id) in zip(sessions, outcome.vmIDs) {
+                    _ = try context.registry.bindSession(name, to: id)
+                    await context.provider.tag(vmID: id, session: name, swarm: nil)
+                }
             } catch let error as RegistryError {
                 outcome.failure = ProviderError(error.kind, error.message)
             }

@@ -27,14 +27,15 @@ struct CreateVMTool: ToolHandler {
 
     func call(_ arguments: ToolArguments, context: ToolContext) async throws -> ToolOutcome {
         try arguments.allowOnly(["vcpu_count", "mem_size_mib", "fs_size_mib", "image", "label", "session"])
+        let label = try arguments.string("label")
+        let session = try arguments.string("session")
         let spec = VMSpec(
             vcpuCount: try arguments.int("vcpu_count", in: 1...64),
             memSizeMiB: try arguments.int("mem_size_mib", in: 64...(1 << 20)),
             fsSizeMiB: try arguments.int("fs_size_mib", in: 64...(1 << 24)),
-            image: try arguments.string("image")
+            image: try arguments.string("image"),
+            labels: session.map { [VMLabel.session: $0] } ?? [:]
         )
-        let label = try arguments.string("label")
-        let session = try arguments.string("session")
         if let session, let bound = try context.registry.session(session) {
             throw ToolError(.conflict, "session \"\(session)\" is already bound to VM \(bound.vmID): unbind_session it first")
         }

@@ -26,7 +26,7 @@ extension ToolContext {
         if let label, let other = try registry.commit(label: label) {
             throw ToolError(.conflict, "label \"\(label)\" already names commit \(other.commitID): pick another label")
         }
-        let commitID = try await provider.commit(vmID: vmID)
+        let commitID = try await provider.commit(vmID: vmID, name: label, description: description)
         var record = CommitRecord(commitID: commitID, provider: provider.name, label: label, description: description,
                                   vmID: vmID, parentCommit: vm.parentCommit)
         do {

@@ -15,6 +15,8 @@ public struct ToolError: Error, Sendable, CustomStringConvertible {
         case cancelled
         /// A scoped bridge was asked to act outside its session.
         case forbidden
+        /// The backend's quota (vCPUs, memory) is used up for now.
+        case quota
     }
 
     /// What kind of failure.
@@ -34,6 +36,6 @@ public struct ToolError: Error, Sendable, CustomStringConvertible {
     }
 
     static func commitNotFound(_ ref: String) -> ToolError {
-        ToolError(.notFound, "no commit or label \"\(ref)\" and no VM with that id: the commits tool lists commits and labels, list_vms lists VMs")
+        ToolError(.notFound, "commit or label \"\(ref)\" not found, and no VM has that id: the commits tool lists commits and labels, list_vms lists VMs")
     }
 }

@@ -36,7 +36,7 @@ struct LocalProviderTests {
         try await withLocalProvider { p in
             let golden = try await p.create(VMSpec()).vmID
             #expect(try await p.sh(golden, "echo gold > /srv/golden.txt").exitCode == 0)
-            let commit = try await p.commit(vmID: golden)
+            let commit = try await p.commit(vmID: golden, name: nil, description: nil)
             let outcome = await p.branch(commitID: commit, count: 3)
             #expect(outcome.failure == nil)
             #expect(outcome.vmIDs.count == 3)
@@ -108,7 +108,7 @@ struct LocalProviderTests {
             #expect(!FileManager.default.fileExists(atPath: p.store.vmDir(vm)))
             #expect(try await p.delete(vmID: vm) == .notFound)
             await #expect(throws: ProviderError.self) { _ = try await p.sh(vm, "true") }
-            await #expect(throws: ProviderError.self) { _ = try await p.commit(vmID: vm) }
+            await #expect(throws: ProviderError.self) { _ = try await p.commit(vmID: vm, name: nil, description: nil) }
         }
     }
 

@@ -165,7 +165,7 @@ public final class LocalProvider: VMProvider {
         }
     }
 
-    public func commit(vmID: String) async throws -> String {
+    public func commit(vmID: String, name: String?, description: String?) async throws -> String {
         try checkPrivileges()
         let meta = try loadVM(vmID)
         let commitID = UUID().uuidString.lowercased()

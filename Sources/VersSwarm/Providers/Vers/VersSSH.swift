@@ -1,0 +1,133 @@
+import Foundation
+
+/// Pooled SSH access to Vers VMs: one session per VM, kept and shared by
+/// concurrent execs, TLS with SNI to `{vm_id}.vm.vers.sh:443`, keys fetched
+/// from the API and cached 0600 in the state dir, host keys remembered on
+/// first use, a dead session replaced once.
+actor VersSSH {
+    private let configuration: VersConfiguration
+    private let api: VersAPI
+    private let home: String
+    private var sessions: [String: SSHSession] = [:]
+    private var connecting: [String: Task<SSHSession, any Error>] = [:]
+    /// TLS/TCP connections opened, for tests and benchmarks.
+    private(set) var connectionsOpened = 0
+
+    init(configuration: VersConfiguration, api: VersAPI, home: String) {
+        self.configuration = configuration
+        self.api = api
+        self.home = home
+    }
+
+    /// The VM's private key: cached 0600, else fetched from the API.
+    func privateKey(_ vmID: String) async throws -> String {
+        let dir = home + "/keys"
+        let path = "\(dir)/\(vmID).key"
+        if let cached = HostFS.read(path), !cached.isEmpty { return cached }
+        let reply = try await api.call("GET", "/vm/\(vmID)/ssh_key", retry: .idempotent)
+        guard let key = reply.json?["ssh_private_key"]?.stringValue, !key.isEmpty else {
+            throw ProviderError(.backend, "the Vers API returned no SSH key for VM \(vmID)")
+        }
+        try HostFS.mkdirs(dir, mode: 0o700)
+        let tmp = path + ".tmp"
+        FileManager.default.createFile(atPath: tmp, contents: Data(key.utf8), attributes: [.posixPermissions: 0o600])
+        rename(tmp, path)
+        return key
+    }
+
+    /// Where the key file lives (for ssh_credentials).
+    func keyPath(_ vmID: String) -> String { home + "/keys/\(vmID).key" }
+
+    private func knownHostPath(_ vmID: String) -> String { home + "/known_hosts/\(vmID)" }
+
+    /// A live session to the VM, connecting when there is none.
+    func session(_ vmID: String, fresh: Bool = false) async throws -> SSHSession {
+        if fresh, let old = sessions.removeValue(forKey: vmID) { old.close() }
+        if let existing = sessions[vmID], !existing.isDead { return existing }
+        if let pending = connecting[vmID] { return try await pending.value }
+        let task = Task { try await self.connect(vmID) }
+        connecting[vmID] = task
+        defer { connecting[vmID] = nil }
+        let session = try await task.value
+        sessions[vmID] = session
+        return session
+    }
+
+    private func connect(_ vmID: String) async throws -> SSHSession {
+        let key = try await privateKey(vmID)
+        let known = HostFS.read(knownHostPath(vmID)).flatMap { Data(base64Encoded: $0.trimmingCharacters(in: .whitespacesAndNewlines)) }.map { [UInt8]($0) }
+        let host = configuration.sshHost(vmID)
+        let configuration = self.configuration
+        connectionsOpened += 1
+        let session: SSHSession = try await Self.blocking {
+            let stream = try CurlStream(host: host, port: 443, tls: configuration.tls, connectTo: configuration.sshConnectTo, timeout: 20)
+            return try SSHSession(vmID: vmID, stream: stream, user: "root", privateKey: key, knownHostKey: known, timeout: 20)
+        }
+        if known == nil {
+            try? HostFS.mkdirs(home + "/known_hosts", mode: 0o700)
+            try? HostFS.writeAtomically(knownHostPath(vmID), Data(Data(session.hostKeySHA256).base64EncodedString().utf8))
+        }
+        return session
+    }
+
+    /// Drops a VM's session, key and host key (the VM is gone).
+    func forget(_ vmID: String) {
+        sessions.removeValue(forKey: vmID)?.close()
+        unlink(keyPath(vmID))
+        unlink(knownHostPath(vmID))
+    }
+
+    /// Runs blocking work on a dedicated thread.
+    static func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            let thread = Thread { continuation.resume(with: Result { try body() }) }
+            thread.stackSize = 1 << 20
+            thread.start()
+        }
+    }
+
+    /// Runs a command over SSH; reconnects once when the pooled session died.
+    func exec(_ vmID: String, _ request: ExecRequest) async throws -> ExecResult {
+        do {
+            return try await execOnce(vmID, request, session: try await session(vmID))
+        } catch let error as SSHError where error.sessionDead {
+            return try await execOnce(vmID, request, session: try await session(vmID, fresh: true))
+        } catch let error as CurlError {
+            throw ProviderError(.backend, "cannot open SSH to VM \(vmID): \(error.message)")
+        }
+    }
+
+    private func execOnce(_ vmID: String, _ request: ExecRequest, session: SSHSession) async throws -> ExecResult {
+        let token = UUID().uuidString.prefix(12).lowercased()
+        let line = RemoteCommand.line(request, token: String(token))
+        let started = ContinuousClock.now
+        let deadline = request.timeout.map { started + .seconds($0) }
+        let cancelled = Flag()
+        let outcome = try await withTaskCancellationHandler {
+            try await Self.blocking {
+                try session.exec(line, stdin: request.stdin, limit: request.maxOutputBytes) {
+                    cancelled.isSet || deadline.map { ContinuousClock.now > $0 } == true
+                }
+            }
+        } onCancel: {
+            cancelled.set()
+        }
+        if outcome.stopped {
+            // Kill the command's whole process group from a second channel.
+            _ = try? await Self.blocking {
+                try session.exec(RemoteCommand.kill(token: String(token)), stdin: nil, limit: 4096) { false }
+            }
+        }
+        let elapsed = ContinuousClock.now - started
+        let timedOut = outcome.stopped && !cancelled.isSet
+        var code = outcome.exitCode
+        if let signal = outcome.signal, let number = Self.signalNumbers[signal] { code = 128 + number }
+        return ExecResult(
+            exitCode: timedOut ? ExecResult.timeoutExitCode : code,
+            stdout: outcome.stdout.text, stderr: outcome.stderr.text,
+            durationMS: Int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000),
+            timedOut: timedOut, truncated: outcome.stdout.truncated || outcome.stderr.truncated)
+    }
+
+    static let signalNumbers = ["HUP": 1, "INT": 2, "QUIT": 3, "ILL": 4, "ABRT": 6, "FPE": 8, "KILL": 9, "SEGV": 11, "PIPE": 13, "ALRM": 14, "TERM": 15]
+}
