@@ -9,6 +9,14 @@
 //       Wall time of swarm_map running N (32) tasks `sleep 1; echo N` at
 //       concurrency N vs one such task. Goal: ratio ≤ 1.5.
 //
+//   vers-swarm-bench ssh-latency [--execs N]
+//       Against the Vers API in VERS_* (scripts/bench-ssh starts the emulator):
+//       per-exec latency of `true` over the pooled libssh2 session vs OpenSSH
+//       with ControlMaster vs a fresh `ssh` each time (same sshd, same user),
+//       vs spawning `sh -c true` locally; and the TCP/TLS handshakes N execs
+//       needed. Goals: ≥3× ControlMaster, ≥50× fresh ssh, within 3× of local,
+//       1 handshake.
+//
 //   vers-swarm-bench registry-stress --home DIR --ops N --tag T
 //       One process's share of a concurrent registry load: N rounds of
 //       create-row, bind, and (every other round) unbind. Prints JSON counts;
@@ -16,6 +24,8 @@
 import Foundation
 import Logging
 import MCP
+import Subprocess
+import SystemPackage
 import VersSwarm
 
 func elapsed(_ body: () async throws -> Void) async rethrows -> Double {
@@ -121,6 +131,53 @@ func registryStress(home: String, ops: Int, tag: String) throws {
     print(JSONCoding.string(.object(["tag": .string(tag), "created": .int(created), "bound": .int(bound), "unbound": .int(unbound)])))
 }
 
+func spawn(_ argv: [String]) async throws -> Int {
+    let result = try await Subprocess.run(.path(FilePath(argv[0])), arguments: Arguments(Array(argv.dropFirst())),
+                                          output: .discarded, error: .discarded)
+    if case .exited(let code) = result.terminationStatus { return Int(code) }
+    return -1
+}
+
+func perExec(_ count: Int, _ body: () async throws -> Void) async throws -> Double {
+    try await elapsed { for _ in 0..<count { try await body() } } / Double(count)
+}
+
+func sshLatency(execs: Int) async throws {
+    let home = FileManager.default.temporaryDirectory.appendingPathComponent("vs-bench-\(UUID().uuidString.prefix(8))").path
+    try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true)
+    let provider = try VersProvider(home: home, registryID: "bench", logger: Logger(label: "bench"))
+    let vm = try await provider.create(VMSpec()).vmID
+    defer { Task { _ = try? await provider.delete(vmID: vm) } }
+    let request = ExecRequest(argv: ["true"])
+    _ = try await provider.exec(vmID: vm, request)
+    let before = await provider.sshConnectionsOpened
+    let pooled = try await perExec(execs) {
+        let r = try await provider.exec(vmID: vm, request)
+        if r.exitCode != 0 { fail("pooled exec of true exited \(r.exitCode): \(r.stderr)") }
+    }
+    let handshakes = await provider.sshConnectionsOpened - before + 1
+    let credentials = try await provider.sshCredentials(vmID: vm)
+    let proxy = credentials.command.components(separatedBy: "ProxyCommand=")[1].components(separatedBy: "' ")[0]
+    let common = ["/usr/bin/ssh", "-i", credentials.keyFile, "-o", "ProxyCommand=\(proxy)", "-o", "StrictHostKeyChecking=no",
+                  "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "BatchMode=yes"]
+    let control = ["-o", "ControlMaster=auto", "-o", "ControlPath=\(home)/cm-%C", "-o", "ControlPersist=120"]
+    let target = ["root@\(credentials.host)", "true"]
+    guard try await spawn(common + control + target) == 0 else { fail("OpenSSH could not log in") }
+    let master = try await perExec(execs) { _ = try await spawn(common + control + target) }
+    _ = try? await spawn(common + control + ["-O", "exit", "root@\(credentials.host)"])
+    let freshCount = max(5, execs / 10)
+    let fresh = try await perExec(freshCount) { _ = try await spawn(common + target) }
+    let local = try await perExec(execs) { _ = try await spawn(["/bin/sh", "-c", "true"]) }
+    _ = try await provider.delete(vmID: vm)
+    try? FileManager.default.removeItem(atPath: home)
+    print(String(format: "ssh-latency: `true` on one VM, %d execs each (fresh ssh: %d), same sshd and user", execs, freshCount))
+    print(String(format: "pooled libssh2 exec: %.2f ms/exec", pooled * 1000))
+    print(String(format: "OpenSSH ControlMaster / pooled libssh2: %.1fx  (goal: >= 3)", master / pooled))
+    print(String(format: "fresh OpenSSH / pooled libssh2: %.1fx  (goal: >= 50)", fresh / pooled))
+    print(String(format: "pooled libssh2 / local `sh -c true`: %.1fx  (goal: <= 3)", pooled / local))
+    print("TCP/TLS handshakes for \(execs + 1) execs on one VM: \(handshakes)  (goal: 1)")
+}
+
 func option(_ name: String, in args: [String]) -> String? {
     guard let i = args.firstIndex(of: name), i + 1 < args.count else { return nil }
     return args[i + 1]
@@ -138,6 +195,8 @@ do {
         try await branchCost(rounds: rounds ?? 7)
     case "swarm-map":
         try await swarmMap(rounds: rounds ?? 3, tasks: option("--tasks", in: args).flatMap(Int.init) ?? 32)
+    case "ssh-latency":
+        try await sshLatency(execs: option("--execs", in: args).flatMap(Int.init) ?? 100)
     case "registry-stress":
         guard let home = option("--home", in: args), let ops = option("--ops", in: args).flatMap(Int.init),
               let tag = option("--tag", in: args) else { fail("registry-stress needs --home, --ops and --tag") }

@@ -477,6 +477,29 @@ class RawServer:
 
 
 @pytest.fixture(scope="session")
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The Vers API emulator (HTTPS with a test CA, real sandboxes, real sshd behind TLS), for the session."""
+    import sys
+
+    sys.path.insert(0, str(REPO_ROOT / "tests" / "fixtures"))
+    from vers_emulator import Emulator  # noqa: E402
+
+    state = Path(tempfile.mkdtemp(prefix="vs-emulator-", dir="/var/tmp" if os.path.isdir("/var/tmp") else None))
+    emu = Emulator(state, https=True)
+    with emu:
+        yield emu
+    shutil.rmtree(state, ignore_errors=True)
+
+
+@pytest.fixture(params=["local", "vers"])
+def backend_env(request: pytest.FixtureRequest) -> dict[str, str]:
+    """Run the test once on the local backend and once on the Vers backend against the emulator."""
+    if request.param == "local":
+        return {}
+    return dict(request.getfixturevalue("emulator").env())
+
+
+@pytest.fixture(scope="session")
 def vs_bin() -> Path:
     path = Path(os.environ.get("VERS_SWARM_BIN") or DEFAULT_BIN)
     if not (path.is_file() and os.access(path, os.X_OK)):

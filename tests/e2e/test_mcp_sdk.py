@@ -43,13 +43,14 @@ def run_async(fn, *args: Any, timeout: float = 4 * TIMEOUT) -> Any:
 
 
 @asynccontextmanager
-async def mcp_session(vs_bin: Path, home: Path, errlog_path: Path) -> AsyncIterator[ClientSession]:
+async def mcp_session(vs_bin: Path, home: Path, errlog_path: Path,
+                      backend: dict[str, str] | None = None) -> AsyncIterator[ClientSession]:
     env = server_env(home)
     params = StdioServerParameters(
         command=str(vs_bin),
         args=["serve"],
         # stdio_client passes only a safe subset of our environment plus this.
-        env={"VERS_SWARM_HOME": env["VERS_SWARM_HOME"]},
+        env={"VERS_SWARM_HOME": env["VERS_SWARM_HOME"], **(backend or {})},
     )
     with open(errlog_path, "a") as errlog:
         async with stdio_client(params, errlog=errlog) as (read, write):
@@ -120,12 +121,12 @@ def test_initialize_and_tool_schemas(vs_bin: Path, vs_home: Path, tmp_path: Path
     run_async(body)
 
 
-def test_golden_branch_workflow(vs_bin: Path, fresh_home: Path, tmp_path: Path) -> None:
+def test_golden_branch_workflow(vs_bin: Path, fresh_home: Path, tmp_path: Path, backend_env: dict[str, str]) -> None:
     token = secrets.token_hex(8)
 
     async def body() -> None:
         created: list[str] = []
-        async with mcp_session(vs_bin, fresh_home, tmp_path / "stderr.log") as s:
+        async with mcp_session(vs_bin, fresh_home, tmp_path / "stderr.log", backend_env) as s:
             schemas = await output_schemas(s)
             try:
                 # (1) a VM, prepared with what every worker needs
@@ -217,10 +218,10 @@ def test_golden_branch_workflow(vs_bin: Path, fresh_home: Path, tmp_path: Path) 
     run_async(body)
 
 
-def test_failing_command_is_error(vs_bin: Path, vs_home: Path, tmp_path: Path) -> None:
+def test_failing_command_is_error(vs_bin: Path, vs_home: Path, tmp_path: Path, backend_env: dict[str, str]) -> None:
     async def body() -> None:
         created: list[str] = []
-        async with mcp_session(vs_bin, vs_home, tmp_path / "stderr.log") as s:
+        async with mcp_session(vs_bin, vs_home, tmp_path / "stderr.log", backend_env) as s:
             schemas = await output_schemas(s)
             try:
                 vm = structured(await s.call_tool("create_vm", {}))["vm_id"]
@@ -247,10 +248,10 @@ def test_failing_command_is_error(vs_bin: Path, vs_home: Path, tmp_path: Path) -
     run_async(body)
 
 
-def test_timeout_kills_command(vs_bin: Path, vs_home: Path, tmp_path: Path) -> None:
+def test_timeout_kills_command(vs_bin: Path, vs_home: Path, tmp_path: Path, backend_env: dict[str, str]) -> None:
     async def body() -> None:
         created: list[str] = []
-        async with mcp_session(vs_bin, vs_home, tmp_path / "stderr.log") as s:
+        async with mcp_session(vs_bin, vs_home, tmp_path / "stderr.log", backend_env) as s:
             schemas = await output_schemas(s)
             try:
                 vm = structured(await s.call_tool("create_vm", {}))["vm_id"]

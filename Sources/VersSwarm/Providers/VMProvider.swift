@@ -147,6 +147,8 @@ public protocol VMProvider: Sendable {
     func doctor() async -> [DoctorCheck]
     /// Records who a VM belongs to (session, swarm) where the backend keeps labels.
     func tag(vmID: String, session: String?, swarm: String?) async
+    /// How to log in with OpenSSH, for backends with SSH.
+    func sshCredentials(vmID: String) async throws -> SSHCredentials
 }
 
 /// How a person or a sub-agent logs in to a VM with OpenSSH.

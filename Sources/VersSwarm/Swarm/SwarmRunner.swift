@@ -71,7 +71,7 @@ struct SwarmRunner: Sendable {
                 return result
             }
             result.attempts += 1
-            let outcome = await context.provider.branch(commitID: commitID, count: 1)
+            let outcome = await branchWithinQuota()
             try? context.recordVMs(outcome.vmIDs, parentCommit: commitID, swarmID: swarmID)
             guard outcome.failure == nil, let vm = outcome.vmIDs.first else {
                 for id in outcome.vmIDs { await discard(id) }
@@ -125,6 +125,25 @@ struct SwarmRunner: Sendable {
             swarmID: swarmID, index: task.index, status: result.status, exitCode: result.exitCode,
             vmID: result.vmID, commitID: result.commitID))
         return result
+    }
+
+    /// The longest a task waits for quota to free up before it fails.
+    static let quotaPatience: Duration = .seconds(600)
+
+    /// Branches one VM; when the backend's quota is used up, waits (with
+    /// backoff) for other VMs to go away instead of failing: a swarm queues
+    /// within the quota.
+    private func branchWithinQuota() async -> BranchOutcome {
+        let giveUp = ContinuousClock.now + Self.quotaPatience
+        var pause = 0.25
+        while true {
+            let outcome = await context.provider.branch(commitID: commitID, count: 1)
+            guard outcome.failure?.kind == .quota, outcome.vmIDs.isEmpty, ContinuousClock.now < giveUp, !Task.isCancelled else {
+                return outcome
+            }
+            try? await Task.sleep(for: .seconds(pause * Double.random(in: 0.75...1.25)))
+            pause = min(pause * 2, 4)
+        }
     }
 
     /// Deletes a VM of the swarm, whatever happens to the calling task.

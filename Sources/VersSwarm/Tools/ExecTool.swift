@@ -67,8 +67,11 @@ struct ExecTool: ToolHandler {
         if argv.contains(where: { $0.contains("\0") }) { throw arguments.fail("command", "must not contain NUL bytes") }
         let env = try arguments.stringMap("env") ?? [:]
         for (key, value) in env {
-            guard !key.isEmpty, !key.contains("="), !key.contains("\0"), !value.contains("\0") else {
-                throw RPCError.invalidParams("\(arguments.path(of: "env")).\(key)", "environment names must be non-empty without '=' or NUL")
+            let name = key.unicodeScalars
+            guard let first = name.first, first == "_" || (first.isASCII && first.properties.isAlphabetic),
+                  name.allSatisfy({ $0 == "_" || ($0.isASCII && $0.properties.isAlphabetic) || ("0"..."9").contains($0) }),
+                  !value.contains("\0") else {
+                throw RPCError.invalidParams("\(arguments.path(of: "env")).\(key)", "environment names are letters, digits and _, not starting with a digit; values have no NUL")
             }
         }
         let cwd = try arguments.string("cwd")

@@ -1,28 +1,35 @@
-/// Builds the shell line sshd runs for one exec: it records the command's
-/// process group (so a timeout can kill the whole tree from a second
-/// channel), changes directory, sets the environment and runs argv.
+/// Builds the shell line sshd runs for one exec. sshd starts every command
+/// in a session (and process group) of its own, led by the user's shell, so
+/// the line reports that shell's PID on stderr — a marker line the reader
+/// strips — and then execs the command in place: a timeout kills the whole
+/// process group from a second channel, and no extra process is spawned.
 enum RemoteCommand {
     /// `s` as one single-quoted POSIX shell word.
     static func quote(_ s: String) -> String {
         "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'"
     }
 
-    /// The pid file of exec `token` on the VM.
-    static func pidFile(_ token: String) -> String { "/tmp/.vers-swarm-exec-\(token).pid" }
+    /// The first stderr line of every exec: the marker, the PID, a newline.
+    static let pidMarker = "\u{1e}vers-swarm-pid:"
 
-    /// The command line for `request`; `token` names its pid file.
-    static func line(_ request: ExecRequest, token: String) -> String {
-        let cwd = request.cwd ?? "/root"
-        let script = #"echo $$ > "$1"; cd -- "$2" 2>/dev/null || { printf 'vers-swarm: cwd %s: No such file or directory\n' "$2" >&2; rm -f "$1"; exit 126; }; p=$1; shift 2; env "$@"; rc=$?; rm -f "$p"; exit $rc"#
-        let env = request.env.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
-        // `env -- NAME=VALUE… argv`: no option parsing; setsid gives the command its own process group.
-        let words = ["exec", "setsid", "-w", "sh", "-c", script, "vers-swarm", pidFile(token), cwd, "--"] + env + request.argv
-        return words.enumerated().map { $0.offset < 3 ? $0.element : quote($0.element) }.joined(separator: " ")
+    /// The command line for `request`.
+    static func line(_ request: ExecRequest) -> String {
+        let cwd = quote(request.cwd ?? "/root")
+        var line = "printf '\\036vers-swarm-pid:%s\\n' $$ >&2; cd -- \(cwd) 2>/dev/null || { printf 'vers-swarm: cwd %s: No such file or directory\\n' \(cwd) >&2; exit 126; }; "
+        line += request.env.sorted { $0.key < $1.key }.map { "export \($0.key)=\(quote($0.value)); " }.joined()
+        line += "exec " + request.argv.map(quote).joined(separator: " ")
+        return line
     }
 
-    /// The line that kills exec `token`'s whole process group.
-    static func kill(token: String) -> String {
-        let file = quote(pidFile(token))
-        return "p=$(cat \(file) 2>/dev/null) && [ -n \"$p\" ] && kill -KILL -- -\"$p\"; rm -f \(file)"
+    /// The line that kills process group `pid` and everything in it.
+    static func kill(processGroup pid: Int) -> String {
+        "kill -KILL -- -\(pid) 2>/dev/null; true"
+    }
+
+    /// Splits the PID marker line off the front of stderr.
+    static func splitMarker(_ stderr: String) -> (pid: Int?, rest: String) {
+        guard stderr.hasPrefix(pidMarker), let newline = stderr.firstIndex(of: "\n") else { return (nil, stderr) }
+        let pid = Int(stderr[stderr.index(stderr.startIndex, offsetBy: pidMarker.count)..<newline])
+        return (pid, String(stderr[stderr.index(after: newline)...]))
     }
 }

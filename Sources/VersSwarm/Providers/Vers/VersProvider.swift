@@ -30,6 +30,11 @@ public final class VersProvider: VMProvider {
         baseLabels = [VMLabel.owner: registryID]
     }
 
+    /// SSH connections (TCP + TLS handshakes) opened so far, for benchmarks.
+    public var sshConnectionsOpened: Int {
+        get async { await ssh.connectionsOpened }
+    }
+
     // MARK: - Lifecycle
 
     public func create(_ spec: VMSpec) async throws -> CreatedVM {

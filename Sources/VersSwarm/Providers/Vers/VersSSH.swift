@@ -98,24 +98,24 @@ actor VersSSH {
     }
 
     private func execOnce(_ vmID: String, _ request: ExecRequest, session: SSHSession) async throws -> ExecResult {
-        let token = UUID().uuidString.prefix(12).lowercased()
-        let line = RemoteCommand.line(request, token: String(token))
+        let line = RemoteCommand.line(request)
         let started = ContinuousClock.now
         let deadline = request.timeout.map { started + .seconds($0) }
         let cancelled = Flag()
         let outcome = try await withTaskCancellationHandler {
             try await Self.blocking {
-                try session.exec(line, stdin: request.stdin, limit: request.maxOutputBytes) {
+                try session.exec(line, stdin: request.stdin, limit: request.maxOutputBytes + 64) {
                     cancelled.isSet || deadline.map { ContinuousClock.now > $0 } == true
                 }
             }
         } onCancel: {
             cancelled.set()
         }
-        if outcome.stopped {
+        let (pid, stderr) = RemoteCommand.splitMarker(outcome.stderr.text)
+        if outcome.stopped, let pid {
             // Kill the command's whole process group from a second channel.
             _ = try? await Self.blocking {
-                try session.exec(RemoteCommand.kill(token: String(token)), stdin: nil, limit: 4096) { false }
+                try session.exec(RemoteCommand.kill(processGroup: pid), stdin: nil, limit: 4096) { false }
             }
         }
         let elapsed = ContinuousClock.now - started
@@ -124,7 +124,7 @@ actor VersSSH {
         if let signal = outcome.signal, let number = Self.signalNumbers[signal] { code = 128 + number }
         return ExecResult(
             exitCode: timedOut ? ExecResult.timeoutExitCode : code,
-            stdout: outcome.stdout.text, stderr: outcome.stderr.text,
+            stdout: outcome.stdout.text, stderr: stderr,
             durationMS: Int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000),
             timedOut: timedOut, truncated: outcome.stdout.truncated || outcome.stderr.truncated)
     }
