@@ -10,6 +10,7 @@ actor VersSSH {
     private let home: String
     private var sessions: [String: SSHSession] = [:]
     private var connecting: [String: Task<SSHSession, any Error>] = [:]
+    private var keepaliveTask: Task<Void, Never>?
     /// TLS/TCP connections opened, for tests and benchmarks.
     private(set) var connectionsOpened = 0
 
@@ -50,7 +51,28 @@ actor VersSSH {
         defer { connecting[vmID] = nil }
         let session = try await task.value
         sessions[vmID] = session
+        startKeepalive()
         return session
+    }
+
+    /// Every 10 s, pooled sessions send an SSH keepalive (so idle NATs and
+    /// proxies keep them) and dead ones are dropped from the pool.
+    private func startKeepalive() {
+        guard keepaliveTask == nil else { return }
+        keepaliveTask = Task { [weak self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(10))
+                guard let self else { return }
+                await self.sendKeepalives()
+            }
+        }
+    }
+
+    private func sendKeepalives() async {
+        for (vmID, session) in sessions {
+            _ = try? await Self.blocking { session.keepalive() }
+            if session.isDead { sessions.removeValue(forKey: vmID)?.close() }
+        }
     }
 
     private func connect(_ vmID: String) async throws -> SSHSession {
