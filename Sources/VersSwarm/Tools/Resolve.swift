@@ -81,12 +81,13 @@ extension ToolContext {
         return record.vmID
     }
 
-    /// Deletes a VM in the backend, then forgets it; `.notFound` when neither had it.
+    /// Deletes a VM in the backend, then forgets it. `.notFound` when the
+    /// backend no longer had it (never made, or deleted behind our back):
+    /// its registry row goes either way.
     func deleteVM(_ id: String) async throws -> DeleteOutcome {
-        let known = try registry.vm(id) != nil
         let outcome = try await provider.delete(vmID: id)
-        if known { try registry.removeVM(id) }
-        return known ? .deleted : outcome
+        if try registry.vm(id) != nil { try registry.removeVM(id) }
+        return outcome
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import MCP
 
 /// The Vers REST API as vers-api.md describes it, over one HTTPClient:
@@ -7,6 +8,7 @@ import MCP
 struct VersAPI: Sendable {
     let configuration: VersConfiguration
     let http: HTTPClient
+    let logger: Logger
 
     /// Whether a request may be sent again after a failure.
     enum Retry { case idempotent, never }
@@ -40,6 +42,7 @@ struct VersAPI: Sendable {
             do {
                 response = try await http.send(request, timeout: timeout)
             } catch {
+                logger.debug("vers api transfer failed", metadata: ["request": "\(what)", "error": "\(configuration.redact(error.message))", "attempt": "\(attempt)"])
                 let canRetry = (retry == .idempotent || error.beforeSend) && attempt < Self.maxAttempts
                 if canRetry {
                     try await backoff(attempt, retryAfter: nil)
@@ -47,6 +50,7 @@ struct VersAPI: Sendable {
                 }
                 throw ProviderError(.backend, configuration.redact("cannot reach the Vers API (\(what)): \(error.message)"))
             }
+            logger.debug("vers api", metadata: ["request": "\(what)", "status": "\(response.status)", "attempt": "\(attempt)"])
             let text = configuration.redact(String(decoding: response.body.prefix(2000), as: UTF8.self))
             if (200..<300).contains(response.status) {
                 if response.body.isEmpty { return Reply(status: response.status, json: nil, text: "") }

@@ -24,7 +24,7 @@ public final class VersProvider: VMProvider {
     public init(home: String, registryID: String, logger: Logger) throws {
         configuration = try VersConfiguration.fromEnvironment()
         let http = HTTPClient(tls: configuration.tls)
-        api = VersAPI(configuration: configuration, http: http)
+        api = VersAPI(configuration: configuration, http: http, logger: logger)
         ssh = VersSSH(configuration: configuration, api: api, home: home)
         self.logger = logger
         baseLabels = [VMLabel.owner: registryID]
@@ -126,9 +126,15 @@ public final class VersProvider: VMProvider {
         if configuration.execOverAPI { return try await execOverAPI(vmID, request) }
         do {
             return try await ssh.exec(vmID, request)
-        } catch let error as SSHError {
-            if try await !exists(vmID) { throw ProviderError.vmNotFound(vmID) }
-            throw ProviderError(.backend, error.description)
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            // A VM deleted behind our back shows up as a failed connection: say what really happened.
+            if (try? await exists(vmID)) == false {
+                await ssh.forget(vmID)
+                throw ProviderError.vmNotFound(vmID)
+            }
+            throw error as? ProviderError ?? ProviderError(.backend, configuration.redact("\(error)"))
         }
     }
 
