@@ -473,6 +473,32 @@ class RawServer:
             self.abort()
 
 
+def poll(fn: Callable[[], Any], done: Callable[[Any], bool], what: str, timeout: float = TIMEOUT,
+         interval: float = 0.2) -> Any:
+    """Call fn until done(value); AssertionError with the last value after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if done(value):
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{what}: not reached within {timeout} s; last value: {value!r:.3000}")
+        time.sleep(interval)
+
+
+def close_servers(servers: list["RawServer"]) -> list[str]:
+    """Close every server with close()'s checks (exit 0 after EOF, only JSON-RPC on stdout); the failures."""
+    errors: list[str] = []
+    for srv in servers:
+        try:
+            srv.close()
+        except AssertionError as exc:
+            errors.append(str(exc))
+        finally:
+            srv.abort()
+    return errors
+
+
 # --------------------------------------------------------------------------- fixtures
 
 
@@ -538,24 +564,24 @@ def _teardown_home(vs_bin: Path, home: Path) -> None:
         pytest.fail("; ".join(problems))
 
 
-@pytest.fixture(scope="module")
-def vs_home(vs_bin: Path) -> Iterator[Path]:
-    """A fresh VERS_SWARM_HOME shared by the tests of one module."""
+def _home(vs_bin: Path) -> Iterator[Path]:
     home = _new_home()
     try:
         yield home
     finally:
         _teardown_home(vs_bin, home)
+
+
+@pytest.fixture(scope="module")
+def vs_home(vs_bin: Path) -> Iterator[Path]:
+    """A fresh VERS_SWARM_HOME shared by the tests of one module."""
+    yield from _home(vs_bin)
 
 
 @pytest.fixture()
 def fresh_home(vs_bin: Path) -> Iterator[Path]:
     """A VERS_SWARM_HOME of this test alone (for assertions about the whole registry)."""
-    home = _new_home()
-    try:
-        yield home
-    finally:
-        _teardown_home(vs_bin, home)
+    yield from _home(vs_bin)
 
 
 @pytest.fixture()
@@ -578,14 +604,7 @@ def serve(vs_bin: Path, vs_home: Path, tmp_path: Path) -> Iterator[Callable[...,
     yield start
     # Servers the test left running are closed here with the same checks as
     # close(): exit 0 after stdin EOF and nothing but JSON-RPC on stdout.
-    errors: list[str] = []
-    for srv in started:
-        try:
-            srv.close()
-        except AssertionError as exc:
-            errors.append(str(exc))
-        finally:
-            srv.abort()
+    errors = close_servers(started)
     if errors:
         pytest.fail("\n".join(errors))
 

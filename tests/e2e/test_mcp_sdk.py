@@ -218,53 +218,52 @@ def test_golden_branch_workflow(vs_bin: Path, fresh_home: Path, tmp_path: Path, 
     run_async(body)
 
 
+@asynccontextmanager
+async def session_with_vm(vs_bin: Path, home: Path, tmp_path: Path,
+                          backend: dict[str, str]) -> AsyncIterator[tuple[ClientSession, dict[str, Any], str]]:
+    """An SDK session, the tools' output schemas and a fresh VM, deleted afterwards."""
+    async with mcp_session(vs_bin, home, tmp_path / "stderr.log", backend) as s:
+        schemas = await output_schemas(s)
+        vm = structured(await s.call_tool("create_vm", {}))["vm_id"]
+        try:
+            yield s, schemas, vm
+        finally:
+            await delete_quietly(s, [vm])
+
+
 def test_failing_command_is_error(vs_bin: Path, vs_home: Path, tmp_path: Path, backend_env: dict[str, str]) -> None:
     async def body() -> None:
-        created: list[str] = []
-        async with mcp_session(vs_bin, vs_home, tmp_path / "stderr.log", backend_env) as s:
-            schemas = await output_schemas(s)
-            try:
-                vm = structured(await s.call_tool("create_vm", {}))["vm_id"]
-                created.append(vm)
-                r = await s.call_tool("exec", {"vm_id": vm, "command": "echo out; echo err >&2; exit 3"})
-                assert r.is_error is True
-                sc = structured(r, schemas, "exec")
-                assert sc["exit_code"] == 3
-                assert sc["timed_out"] is False
-                assert sc["stdout"] == "out\n"
-                assert sc["stderr"] == "err\n"
+        async with session_with_vm(vs_bin, vs_home, tmp_path, backend_env) as (s, schemas, vm):
+            r = await s.call_tool("exec", {"vm_id": vm, "command": "echo out; echo err >&2; exit 3"})
+            assert r.is_error is True
+            sc = structured(r, schemas, "exec")
+            assert sc["exit_code"] == 3
+            assert sc["timed_out"] is False
+            assert sc["stdout"] == "out\n"
+            assert sc["stderr"] == "err\n"
 
-                # argv form, env, cwd and stdin
-                r = await s.call_tool(
-                    "exec",
-                    {"vm_id": vm, "command": ["sh", "-c", 'printf "%s:%s:" "$FOO" "$(pwd)"; cat'],
-                     "env": {"FOO": "bar"}, "cwd": "/usr", "stdin": "piped"},
-                )
-                assert not r.is_error, r
-                assert structured(r)["stdout"] == "bar:/usr:piped"
-            finally:
-                await delete_quietly(s, created)
+            # argv form, env, cwd and stdin
+            r = await s.call_tool(
+                "exec",
+                {"vm_id": vm, "command": ["sh", "-c", 'printf "%s:%s:" "$FOO" "$(pwd)"; cat'],
+                 "env": {"FOO": "bar"}, "cwd": "/usr", "stdin": "piped"},
+            )
+            assert not r.is_error, r
+            assert structured(r)["stdout"] == "bar:/usr:piped"
 
     run_async(body)
 
 
 def test_timeout_kills_command(vs_bin: Path, vs_home: Path, tmp_path: Path, backend_env: dict[str, str]) -> None:
     async def body() -> None:
-        created: list[str] = []
-        async with mcp_session(vs_bin, vs_home, tmp_path / "stderr.log", backend_env) as s:
-            schemas = await output_schemas(s)
-            try:
-                vm = structured(await s.call_tool("create_vm", {}))["vm_id"]
-                created.append(vm)
-                r = await s.call_tool("exec", {"vm_id": vm, "command": "echo started; sleep 5; echo finished", "timeout_s": 1})
-                assert r.is_error is True
-                sc = structured(r, schemas, "exec")
-                assert sc["timed_out"] is True
-                assert sc["exit_code"] == 124
-                assert "finished" not in sc["stdout"]
-                # the VM is still usable afterwards
-                assert await sh(s, vm, "echo alive") == "alive\n"
-            finally:
-                await delete_quietly(s, created)
+        async with session_with_vm(vs_bin, vs_home, tmp_path, backend_env) as (s, schemas, vm):
+            r = await s.call_tool("exec", {"vm_id": vm, "command": "echo started; sleep 5; echo finished", "timeout_s": 1})
+            assert r.is_error is True
+            sc = structured(r, schemas, "exec")
+            assert sc["timed_out"] is True
+            assert sc["exit_code"] == 124
+            assert "finished" not in sc["stdout"]
+            # the VM is still usable afterwards
+            assert await sh(s, vm, "echo alive") == "alive\n"
 
     run_async(body)

@@ -25,7 +25,7 @@ import pytest
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
-from conftest import TIMEOUT, RawServer, error_path, server_env
+from conftest import TIMEOUT, RawServer, close_servers, error_path, server_env
 
 SCOPED_TOOLS = {"exec", "read_file", "write_file", "commit"}
 # ssh_credentials {vm_id|session} also acts on the session's own VM only; the server
@@ -107,14 +107,7 @@ def scoped(vs_bin: Path, vs_home: Path, tmp_path: Path) -> Iterator[Callable[...
         return srv
 
     yield start
-    errors: list[str] = []
-    for srv in started:
-        try:
-            srv.close()
-        except AssertionError as exc:
-            errors.append(str(exc))
-        finally:
-            srv.abort()
+    errors = close_servers(started)
     if errors:
         pytest.fail("\n".join(errors))
 

@@ -19,7 +19,7 @@ from typing import Any, Callable
 import jsonschema
 import pytest
 
-from conftest import TIMEOUT, RawServer, error_path, run_cli, parse_cli_json
+from conftest import TIMEOUT, RawServer, error_path, parse_cli_json, poll, run_cli
 
 STATUSES = {"ok", "failed", "timeout", "cancelled", "error"}
 
@@ -73,19 +73,6 @@ def swarm_vms(srv: RawServer, swarm_id: str) -> list[dict]:
 
 def all_vms(srv: RawServer) -> list[dict]:
     return srv.plain("list_vms", {})["vms"]
-
-
-def poll(fn: Callable[[], Any], done: Callable[[Any], bool], what: str, timeout: float = TIMEOUT,
-         interval: float = 0.2) -> Any:
-    """Call fn until done(value); AssertionError with the last value after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if done(value):
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"{what}: not reached within {timeout} s; last value: {value!r:.3000}")
-        time.sleep(interval)
 
 
 @pytest.fixture()

@@ -46,7 +46,9 @@ from conftest import (
     TIMEOUT,
     RawServer,
     check_tool_result,
+    close_servers,
     parse_cli_json,
+    poll,
     run_cli,
 )
 
@@ -77,19 +79,6 @@ def retry_busy(fn: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
 
 def requests_of(counters: dict, key: str) -> int:
     return int(counters.get("requests", {}).get(key, 0))
-
-
-def poll(fn: Callable[[], Any], done: Callable[[Any], bool], what: str, timeout: float = TIMEOUT,
-         interval: float = 0.2) -> Any:
-    """Call fn until done(value); AssertionError with the last value after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if done(value):
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"{what}: not reached within {timeout} s; last value: {value!r:.3000}")
-        time.sleep(interval)
 
 
 def tool_error_text(resp: dict, what: str) -> str:
@@ -234,13 +223,7 @@ class VersRig:
             self.emu.clear_faults()
         except Exception as exc:  # noqa: BLE001
             errors.append(f"clearing faults: {exc}")
-        for srv in self.servers:
-            try:
-                srv.close()
-            except AssertionError as exc:
-                errors.append(str(exc))
-            finally:
-                srv.abort()
+        errors += close_servers(self.servers)
         for home in self.homes:
             if not home.exists():
                 continue
