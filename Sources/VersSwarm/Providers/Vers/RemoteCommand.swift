@@ -14,8 +14,12 @@ enum RemoteCommand {
 
     /// The command line for `request`.
     static func line(_ request: ExecRequest) -> String {
-        let cwd = quote(request.cwd ?? "/root")
-        var line = "printf '\\036vers-swarm-pid:%s\\n' $$ >&2; cd -- \(cwd) 2>/dev/null || { printf 'vers-swarm: cwd %s: No such file or directory\\n' \(cwd) >&2; exit 126; }; "
+        // sshd starts the shell in the user's home already: cd only when asked elsewhere.
+        var line = "printf '\\036vers-swarm-pid:%s\\n' $$ >&2; "
+        if let dir = request.cwd {
+            let cwd = quote(dir)
+            line += "cd -- \(cwd) 2>/dev/null || { printf 'vers-swarm: cwd %s: No such file or directory\\n' \(cwd) >&2; exit 126; }; "
+        }
         line += request.env.sorted { $0.key < $1.key }.map { "export \($0.key)=\(quote($0.value)); " }.joined()
         line += "exec " + request.argv.map(quote).joined(separator: " ")
         return line

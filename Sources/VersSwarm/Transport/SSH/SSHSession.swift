@@ -10,6 +10,10 @@ final class SSHSession: @unchecked Sendable {
     private let session: OpaquePointer
     private let lock = NSLock()
     private var closed = false
+    /// An opened, unused channel: the next exec skips the open round trip.
+    private var spare: OpaquePointer?
+    /// Set when opening a spare failed (e.g. the server's MaxSessions): stop trying.
+    private var warmingFailed = false
     /// Set once the transport failed: the pool replaces the session.
     private(set) var isDead = false
     /// SHA-256 of the server's host key.
@@ -143,7 +147,10 @@ final class SSHSession: @unchecked Sendable {
     /// (bounded) until the command ends or `stop()` says to give up.
     func exec(_ command: String, stdin: [UInt8]?, limit: Int, stop: () -> Bool) throws(SSHError) -> ExecOutcome {
         let setupDeadline = ContinuousClock.now + .seconds(30)
-        var channel: OpaquePointer?
+        var channel: OpaquePointer? = locked {
+            defer { spare = nil }
+            return spare
+        }
         while channel == nil {
             channel = locked { vs_ssh_channel_open(session) }
             if channel != nil { break }
@@ -170,6 +177,7 @@ final class SSHSession: @unchecked Sendable {
             }
         }
         try call("send EOF", deadline: setupDeadline) { vs_ssh_channel_eof_sent(channel) }
+        warmStep()
 
         var out = OutputCapture(limit: limit)
         var err = OutputCapture(limit: limit)
@@ -202,7 +210,10 @@ final class SSHSession: @unchecked Sendable {
                 stopped = true
                 break
             }
-            if !progressed { waitSocket() }
+            if !progressed {
+                warmStep()
+                waitSocket()
+            }
         }
         if !stopped {
             try call("close channel", deadline: ContinuousClock.now + .seconds(10)) { libssh2_channel_close(channel) }
@@ -215,6 +226,21 @@ final class SSHSession: @unchecked Sendable {
         let signal = signalName.map { String(cString: $0) }
         if let signalName { free(signalName) }
         return ExecOutcome(exitCode: Int(status), signal: signal, stdout: out, stderr: err, stopped: stopped)
+    }
+
+    /// Advances opening a spare channel by one non-blocking step, while a
+    /// command runs: the open round trip then overlaps the command instead
+    /// of delaying the next exec. Any caller's open may complete it; channels
+    /// are interchangeable.
+    private func warmStep() {
+        locked {
+            guard spare == nil, !warmingFailed, !closed else { return }
+            if let channel = vs_ssh_channel_open(session) {
+                spare = channel
+            } else if libssh2_session_last_errno(session) != LIBSSH2_ERROR_EAGAIN {
+                warmingFailed = true
+            }
+        }
     }
 
     /// Sends a keepalive when one is due; marks the session dead when it fails.
