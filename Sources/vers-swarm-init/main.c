@@ -29,6 +29,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/types.h>
@@ -74,14 +75,8 @@ static void make_dev(const char *root, const char *name) {
     mount_or_die(host, target, NULL, MS_BIND, NULL);
 }
 
-static void setup_root(const char *rootfs, const char *lower, const char *upper, const char *work) {
-    size_t len = strlen(lower) + strlen(upper) + strlen(work) + 64;
-    char *opts = malloc(len);
-    if (!opts) die("out of memory");
-    snprintf(opts, len, "lowerdir=%s,upperdir=%s,workdir=%s", lower, upper, work);
-    mount_or_die("overlay", rootfs, "overlay", 0, opts);
-    free(opts);
-
+/// Mounts /proc, a minimal /dev and /dev/pts, /dev/shm in `rootfs`, then pivots into it.
+static void finish_root(const char *rootfs) {
     char p[4096];
     snprintf(p, sizeof p, "%s/proc", rootfs);
     mkdir(p, 0555);
@@ -111,14 +106,96 @@ static void setup_root(const char *rootfs, const char *lower, const char *upper,
     if (chdir("/") != 0) die("chdir /");
 }
 
+static void setup_root(const char *rootfs, const char *lower, const char *upper, const char *work) {
+    size_t len = strlen(lower) + strlen(upper) + strlen(work) + 64;
+    char *opts = malloc(len);
+    if (!opts) die("out of memory");
+    snprintf(opts, len, "lowerdir=%s,upperdir=%s,workdir=%s", lower, upper, work);
+    mount_or_die("overlay", rootfs, "overlay", 0, opts);
+    free(opts);
+
+    finish_root(rootfs);
+}
+
+/// Maps the caller's uid and gid to root in its new user namespace.
+static void map_self_to_root(uid_t uid, gid_t gid) {
+    char map[64];
+    int fd = open("/proc/self/setgroups", O_WRONLY | O_CLOEXEC);
+    if (fd >= 0) { if (write(fd, "deny", 4) < 0) { /* older kernels */ } close(fd); }
+    snprintf(map, sizeof map, "0 %u 1\n", (unsigned)uid);
+    fd = open("/proc/self/uid_map", O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || write(fd, map, strlen(map)) < 0) die("write uid_map");
+    close(fd);
+    snprintf(map, sizeof map, "0 %u 1\n", (unsigned)gid);
+    fd = open("/proc/self/gid_map", O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || write(fd, map, strlen(map)) < 0) die("write gid_map");
+    close(fd);
+}
+
+/// Bind-mounts `src` on `dst` read-only, keeping the flags the kernel locks for us.
+static void bind_readonly(const char *src, const char *dst) {
+    mount_or_die(src, dst, NULL, MS_BIND | MS_REC, NULL);
+    struct statvfs st;
+    unsigned long flags = MS_REMOUNT | MS_BIND | MS_RDONLY;
+    if (statvfs(dst, &st) == 0) {
+        if (st.f_flag & ST_NOSUID) flags |= MS_NOSUID;
+        if (st.f_flag & ST_NODEV) flags |= MS_NODEV;
+        if (st.f_flag & ST_NOEXEC) flags |= MS_NOEXEC;
+        if (st.f_flag & ST_NOATIME) flags |= MS_NOATIME;
+        if (st.f_flag & ST_NODIRATIME) flags |= MS_NODIRATIME;
+        if (st.f_flag & ST_RELATIME) flags |= MS_RELATIME;
+    }
+    mount_or_die(NULL, dst, NULL, flags, NULL);
+}
+
+/// The root of a VM without privileges: a tmpfs holding the host's OS
+/// directories read-only and the VM's own writable directories from `state`.
+static void setup_rootless_root(const char *rootfs, const char *state, const char **hide, int nhide) {
+    static const char *os_dirs[] = {"bin", "sbin", "lib", "lib32", "lib64", "libx32", "usr", "etc", "opt", "var"};
+    static const char *own_dirs[] = {"root", "home", "tmp", "srv", "mnt", "media", "run"};
+    char src[4096], dst[4096];
+    mount_or_die("tmpfs", rootfs, "tmpfs", MS_NOSUID, "mode=755,size=65536k");
+    for (size_t i = 0; i < sizeof os_dirs / sizeof os_dirs[0]; i++) {
+        snprintf(src, sizeof src, "/%s", os_dirs[i]);
+        snprintf(dst, sizeof dst, "%s/%s", rootfs, os_dirs[i]);
+        struct stat st;
+        if (lstat(src, &st) != 0) continue;
+        if (S_ISLNK(st.st_mode)) {
+            char target[4096];
+            ssize_t n = readlink(src, target, sizeof target - 1);
+            if (n < 0) die("readlink %s", src);
+            target[n] = 0;
+            if (symlink(target, dst) != 0) die("symlink %s", dst);
+            continue;
+        }
+        mkdir(dst, 0755);
+        bind_readonly(src, dst);
+    }
+    for (size_t i = 0; i < sizeof own_dirs / sizeof own_dirs[0]; i++) {
+        snprintf(src, sizeof src, "%s/%s", state, own_dirs[i]);
+        snprintf(dst, sizeof dst, "%s/%s", rootfs, own_dirs[i]);
+        mkdir(src, strcmp(own_dirs[i], "tmp") ? 0755 : 01777);
+        mkdir(dst, 0755);
+        mount_or_die(src, dst, NULL, MS_BIND | MS_REC, NULL);
+    }
+    // Paths of the host that show through the OS directories but must not (the state dir).
+    for (int i = 0; i < nhide; i++) {
+        snprintf(dst, sizeof dst, "%s%s", rootfs, hide[i]);
+        struct stat st;
+        if (stat(dst, &st) == 0 && S_ISDIR(st.st_mode)) mount_or_die("tmpfs", dst, "tmpfs", MS_NOSUID | MS_NODEV | MS_RDONLY, "size=4k");
+    }
+    finish_root(rootfs);
+}
+
 static volatile sig_atomic_t stop_requested = 0;
 static void on_term(int sig) { (void)sig; stop_requested = 1; }
 static void on_child(int sig) { (void)sig; }
 
 static int boot(int argc, char **argv) {
-    const char *rootfs = NULL, *lower = NULL, *upper = NULL, *work = NULL, *hostname = "vm";
+    const char *rootfs = NULL, *lower = NULL, *upper = NULL, *work = NULL, *hostname = "vm", *state = NULL;
     const char *cgroups[MAX_CGROUPS];
-    int ncg = 0;
+    const char *hide[MAX_CGROUPS];
+    int ncg = 0, nhide = 0;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -129,15 +206,22 @@ static int boot(int argc, char **argv) {
         else if (!strcmp(a, "--work")) work = v;
         else if (!strcmp(a, "--hostname")) hostname = v;
         else if (!strcmp(a, "--cgroup")) { if (ncg < MAX_CGROUPS) cgroups[ncg++] = v; }
+        else if (!strcmp(a, "--rootless-state")) state = v;
+        else if (!strcmp(a, "--hide")) { if (nhide < MAX_CGROUPS) hide[nhide++] = v; }
         else { errno = 0; die("unknown option %s", a); }
         i++;
     }
     errno = 0;
-    if (!rootfs || !lower || !upper || !work) die("boot needs --rootfs, --lower, --upper and --work");
+    if (!rootfs || (!state && (!lower || !upper || !work)))
+        die("boot needs --rootfs and either --lower, --upper and --work or --rootless-state");
 
     for (int i = 0; i < ncg; i++) join_cgroup(cgroups[i]);
     if (setsid() < 0 && errno != EPERM) die("setsid");
-    if (unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC) != 0) die("unshare");
+    uid_t uid = getuid();
+    gid_t gid = getgid();
+    int flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | (state ? CLONE_NEWUSER : 0);
+    if (unshare(flags) != 0) die(state ? "unshare (user namespaces may be disabled: kernel.unprivileged_userns_clone)" : "unshare");
+    if (state) map_self_to_root(uid, gid);
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) die("make / private");
 
     int ready[2];
@@ -147,7 +231,8 @@ static int boot(int argc, char **argv) {
     if (child == 0) {
         close(ready[0]);
         if (sethostname(hostname, strlen(hostname)) != 0) die("sethostname");
-        setup_root(rootfs, lower, upper, work);
+        if (state) setup_rootless_root(rootfs, state, hide, nhide);
+        else setup_root(rootfs, lower, upper, work);
         // Detach from the bridge's stdio: the VM must outlive it.
         int null = open("/dev/null", O_RDWR | O_CLOEXEC);
         if (null >= 0) { dup2(null, 0); dup2(null, 1); dup2(null, 2); }
@@ -220,6 +305,16 @@ static void relay(int from, int to, int *open_flag) {
     }
 }
 
+static volatile pid_t exec_child = 0;
+static int rootless = 0;
+
+/// Without a cgroup, a timeout or cancellation signals this helper: it kills
+/// the command's process group (the child made itself a session leader).
+static void on_stop(int sig) {
+    (void)sig;
+    if (exec_child > 0) kill(-exec_child, SIGKILL);
+}
+
 static int exec_in(int argc, char **argv) {
     pid_t pid = 0;
     const char *cgroup = NULL, *cwd = "/";
@@ -248,6 +343,17 @@ static int exec_in(int argc, char **argv) {
         cgfd = open(path, O_WRONLY | O_CLOEXEC);
         if (cgfd < 0) die("open %s", path);
     }
+    // A rootless VM lives in a user namespace of its own: enter it first.
+    char own_user[64], vm_user[64];
+    snprintf(own_user, sizeof own_user, "/proc/self/ns/user");
+    snprintf(vm_user, sizeof vm_user, "/proc/%d/ns/user", (int)pid);
+    struct stat a, b;
+    if (stat(own_user, &a) == 0 && stat(vm_user, &b) == 0 && (a.st_ino != b.st_ino || a.st_dev != b.st_dev)) {
+        int ufd = open_ns(pid, "user");
+        if (setns(ufd, CLONE_NEWUSER) != 0) die("enter user namespace of %d", (int)pid);
+        close(ufd);
+        rootless = 1;
+    }
     const char *names[] = {"ipc", "uts", "pid", "mnt"};
     int fds[4];
     for (int k = 0; k < 4; k++) fds[k] = open_ns(pid, names[k]);
@@ -267,6 +373,7 @@ static int exec_in(int argc, char **argv) {
     pid_t child = fork();
     if (child < 0) die("fork");
     if (child == 0) {
+        if (cgfd < 0) setsid();
         if (cgfd >= 0 && write(cgfd, "0", 1) != 1) {
             fprintf(stderr, "vers-swarm: cannot join the exec cgroup: %s\n", strerror(errno));
             _exit(126);
@@ -282,6 +389,13 @@ static int exec_in(int argc, char **argv) {
         int e = errno;
         fprintf(stderr, "vers-swarm: %s: %s\n", cmd[0], strerror(e));
         _exit(e == ENOENT ? 127 : 126);
+    }
+    exec_child = child;
+    if (cgfd < 0) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_stop;
+        sigaction(SIGTERM, &sa, NULL);
     }
     if (cgfd >= 0) close(cgfd);
     close(out[1]);

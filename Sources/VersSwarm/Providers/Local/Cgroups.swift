@@ -15,6 +15,16 @@ struct Cgroups: Sendable {
     /// Whether memory/cpu limits go through cgroup v2 files.
     let v2Limits: Bool
 
+    private init(unified: String?, memoryV1: String?, cpuV1: String?, v2Limits: Bool) {
+        self.unified = unified
+        self.memoryV1 = memoryV1
+        self.cpuV1 = cpuV1
+        self.v2Limits = v2Limits
+    }
+
+    /// No cgroups at all (rootless VMs).
+    static let none = Cgroups(unified: nil, memoryV1: nil, cpuV1: nil, v2Limits: false)
+
     init(namespace: String = "vers-swarm") {
         var unified: String? = nil
         var v2Limits = false

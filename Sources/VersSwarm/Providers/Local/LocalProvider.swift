@@ -8,22 +8,52 @@ import Glibc
 /// mount/pid/uts/ipc namespaces, held by `vers-swarm-init`, whose root is an
 /// overlayfs of immutable layers (host OS, mask, one per commit) under a
 /// private writable upper. See DESIGN.md "LocalProvider".
+///
+/// Without root it falls back to rootless VMs: a user namespace of their
+/// own, the host OS bind-mounted read-only, the VM's writable directories
+/// (/root, /home, /tmp, /srv, /mnt, /media, /run) kept as plain directories
+/// that commit and branch copy — cost grows with the VM's files — and no
+/// cgroups. create_vm's warnings and `doctor` say so.
 public final class LocalProvider: VMProvider {
+    /// How this process can make VMs.
+    enum Mode: Equatable, Sendable {
+        /// Root: overlayfs layers on the store, cgroups.
+        case overlay
+        /// No root: user namespaces and directory copies.
+        case rootless
+        /// Neither is possible here.
+        case unavailable(String)
+    }
+
     public let name = "local"
-    public let isolation = "namespaces+overlayfs"
     public let defaultConcurrency = 32
     let store: LocalStore
     let cgroups: Cgroups
     let initPath: String
     let logger: Logger
+    let mode: Mode
 
     /// Creates the backend rooted at the state dir `home`.
     public init(home: String, logger: Logger) {
         store = LocalStore(home: home)
-        cgroups = Cgroups()
+        mode = Self.detectMode()
+        cgroups = mode == .overlay ? Cgroups() : Cgroups.none
         initPath = Self.locateInit()
         self.logger = logger
     }
+
+    public var isolation: String { mode == .rootless ? "user-namespaces+copies" : "namespaces+overlayfs" }
+
+    static func detectMode() -> Mode {
+        if geteuid() == 0 { return .overlay }
+        let limit = Int(HostFS.read("/proc/sys/user/max_user_namespaces")?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "0") ?? 0
+        let allowed = HostFS.read("/proc/sys/kernel/unprivileged_userns_clone")?.trimmingCharacters(in: .whitespacesAndNewlines) != "0"
+        if limit > 0 && allowed { return .rootless }
+        return .unavailable("the local backend needs root, or unprivileged user namespaces (they are disabled here: kernel.unprivileged_userns_clone / user.max_user_namespaces); run as root, or set VERS_API_KEY to use Vers")
+    }
+
+    /// What a rootless VM cannot do, said once per create.
+    static let rootlessWarning = "running without root: rootless VM (user namespace; the host OS is read-only, /root /home /tmp /srv /mnt /media /run are the VM's own; commit and branch copy those files, so their cost grows with them; no cgroups: no freezing on commit, no CPU or memory limits)"
 
     /// `VERS_SWARM_INIT`, else `vers-swarm-init` beside the running executable, else on PATH.
     static func locateInit() -> String {
@@ -46,6 +76,8 @@ public final class LocalProvider: VMProvider {
         var id: String
         /// Lower layers, top first (commit layers, mask, host root).
         var lowers: [String]
+        /// A rootless VM: its files are the directory `state`, not an overlay.
+        var rootless: Bool?
         var parentCommit: String?
         var vcpuCount: Int?
         var memSizeMiB: Int?
@@ -58,6 +90,8 @@ public final class LocalProvider: VMProvider {
     struct CommitMeta: Codable {
         var id: String
         var lowers: [String]
+        /// A rootless commit: a copy of the VM's `state` directory.
+        var rootless: Bool?
         var vmID: String
         var parentCommit: String?
         var createdAt: Date
@@ -88,9 +122,17 @@ public final class LocalProvider: VMProvider {
     // MARK: - Lifecycle
 
     private func checkPrivileges() throws {
-        guard geteuid() == 0 else {
-            throw ProviderError(.unavailable, "the local backend needs root (namespaces, overlayfs and mounts); run as root, or set VERS_API_KEY to use Vers")
+        if case .unavailable(let reason) = mode { throw ProviderError(.unavailable, reason) }
+    }
+
+    /// Makes the store ready; the mask layer's path in overlay mode.
+    private func prepareStore() async throws -> String {
+        try checkPrivileges()
+        if mode == .rootless {
+            try store.prepareRootless()
+            return ""
         }
+        return try await store.prepare()
     }
 
     public func create(_ spec: VMSpec) async throws -> CreatedVM {
@@ -98,20 +140,35 @@ public final class LocalProvider: VMProvider {
         if let image = spec.image, image != "default" {
             throw ProviderError(.notFound, "image \"\(image)\" not found: the local backend has only \"default\" (the host OS, read-only)")
         }
-        let mask = try await store.prepare()
-        return try await makeVM(lowers: [mask, "/"], parentCommit: nil, vcpus: spec.vcpuCount, memMiB: spec.memSizeMiB)
+        let mask = try await prepareStore()
+        let lowers = mode == .rootless ? [] : [mask, "/"]
+        return try await makeVM(lowers: lowers, parentCommit: nil, vcpus: spec.vcpuCount, memMiB: spec.memSizeMiB, stateFrom: nil)
     }
 
-    private func makeVM(lowers: [String], parentCommit: String?, vcpus: Int?, memMiB: Int?) async throws -> CreatedVM {
+    /// `stateFrom`: a rootless commit's files to start from.
+    private func makeVM(lowers: [String], parentCommit: String?, vcpus: Int?, memMiB: Int?, stateFrom: String?) async throws -> CreatedVM {
         let id = UUID().uuidString.lowercased()
         let dir = store.vmDir(id)
-        for sub in ["upper", "work", "root"] { try HostFS.mkdirs(dir + "/" + sub, mode: 0o755) }
+        let rootless = mode == .rootless
+        for sub in rootless ? ["root"] : ["upper", "work", "root"] { try HostFS.mkdirs(dir + "/" + sub, mode: 0o755) }
         // Who is making it, first: gc can tell a VM a dead bridge left half-made from one being made now.
         let me = Owner.current
         try HostFS.writeAtomically(dir + "/creator", Data("\(me.pid) \(me.start)".utf8))
-        var meta = VMMeta(id: id, lowers: lowers, parentCommit: parentCommit, vcpuCount: vcpus, memSizeMiB: memMiB, createdAt: Date())
+        var meta = VMMeta(id: id, lowers: lowers, rootless: rootless ? true : nil, parentCommit: parentCommit,
+                          vcpuCount: vcpus, memSizeMiB: memMiB, createdAt: Date())
         do {
-            let warnings = try await boot(&meta)
+            if rootless {
+                if let stateFrom {
+                    try await ProcessRunner.check("/bin/cp", ["-a", stateFrom, dir + "/state"])
+                } else {
+                    try HostFS.mkdirs(dir + "/state", mode: 0o755)
+                }
+            }
+            var warnings = try await boot(&meta)
+            if rootless {
+                warnings.append(Self.rootlessWarning)
+                if vcpus != nil || memMiB != nil { warnings.append("vcpu_count / mem_size_mib not applied: no cgroups without root") }
+            }
             return CreatedVM(vmID: id, warnings: warnings)
         } catch {
             await cgroups.destroyVM(id)
@@ -124,13 +181,24 @@ public final class LocalProvider: VMProvider {
     @discardableResult
     private func boot(_ meta: inout VMMeta) async throws -> [String] {
         let dir = store.vmDir(meta.id)
-        let (groups, warnings) = cgroups.createVM(meta.id, vcpus: meta.vcpuCount, memMiB: meta.memSizeMiB)
-        // A stale work dir from a previous boot makes overlayfs refuse the mount.
-        try? FileManager.default.removeItem(atPath: dir + "/work")
-        try HostFS.mkdirs(dir + "/work")
-        var args = ["boot", "--rootfs", dir + "/root", "--lower", meta.lowers.joined(separator: ":"),
+        var args: [String]
+        var warnings: [String] = []
+        if meta.rootless == true {
+            args = ["boot", "--rootfs", dir + "/root", "--rootless-state", dir + "/state", "--hostname", "vm-" + meta.id.prefix(8)]
+            // The state dir shows through the host's OS directories when it lies under one of them.
+            if let top = store.home.split(separator: "/").first, LocalStore.visibleTopLevel.contains(String(top)) {
+                args += ["--hide", store.home]
+            }
+        } else {
+            let (groups, cgroupWarnings) = cgroups.createVM(meta.id, vcpus: meta.vcpuCount, memMiB: meta.memSizeMiB)
+            warnings = cgroupWarnings
+            // A stale work dir from a previous boot makes overlayfs refuse the mount.
+            try? FileManager.default.removeItem(atPath: dir + "/work")
+            try HostFS.mkdirs(dir + "/work")
+            args = ["boot", "--rootfs", dir + "/root", "--lower", meta.lowers.joined(separator: ":"),
                     "--upper", dir + "/upper", "--work", dir + "/work", "--hostname", "vm-" + meta.id.prefix(8)]
-        for group in groups { args += ["--cgroup", group] }
+            for group in groups { args += ["--cgroup", group] }
+        }
         let finished = try await ProcessRunner.run(initPath, args, environment: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin"], limit: 1 << 16)
         let out = finished.stdout.text.trimmingCharacters(in: .whitespacesAndNewlines)
         guard finished.status == 0, out.hasPrefix("ready "), let pid = Int32(out.dropFirst(6)) else {
@@ -157,7 +225,7 @@ public final class LocalProvider: VMProvider {
         return try await HostFS.withLock(store.vmDir(id) + "/lock") {
             meta = try loadVM(id)
             if isRunning(meta) { return meta }
-            _ = try await store.prepare()
+            _ = try await prepareStore()
             logger.notice("restarting local VM whose init is gone", metadata: ["vm_id": "\(id)"])
             await cgroups.destroyVM(id)
             try await boot(&meta)
@@ -172,15 +240,18 @@ public final class LocalProvider: VMProvider {
         let layer = store.layerDir(commitID)
         try HostFS.mkdirs(layer, mode: 0o700)
         await cgroups.setFrozen(vmID, true)
+        let rootless = meta.rootless == true
         do {
-            try await ProcessRunner.check("/bin/cp", ["-a", store.vmDir(vmID) + "/upper", layer + "/fs"])
+            let (source, target) = rootless ? ("/state", "/state") : ("/upper", "/fs")
+            try await ProcessRunner.check("/bin/cp", ["-a", store.vmDir(vmID) + source, layer + target])
         } catch {
             await cgroups.setFrozen(vmID, false)
             try? FileManager.default.removeItem(atPath: layer)
             throw error
         }
         await cgroups.setFrozen(vmID, false)
-        let commit = CommitMeta(id: commitID, lowers: [layer + "/fs"] + meta.lowers, vmID: vmID, parentCommit: meta.parentCommit, createdAt: Date())
+        let commit = CommitMeta(id: commitID, lowers: rootless ? [] : [layer + "/fs"] + meta.lowers, rootless: rootless ? true : nil,
+                                vmID: vmID, parentCommit: meta.parentCommit, createdAt: Date())
         try HostFS.writeAtomically(layer + "/meta.json", JSONCoding.encodeCodable(commit))
         return commitID
     }
@@ -191,10 +262,13 @@ public final class LocalProvider: VMProvider {
         }
         var made: [String] = []
         do {
-            try checkPrivileges()
-            _ = try await store.prepare()
+            _ = try await prepareStore()
+            if (commit.rootless == true) != (mode == .rootless) {
+                throw ProviderError(.conflict, "commit \(commitID) was made \(commit.rootless == true ? "without" : "with") root; branch it from a bridge running \(commit.rootless == true ? "without" : "as") root")
+            }
+            let state = commit.rootless == true ? store.layerDir(commitID) + "/state" : nil
             for _ in 0..<count {
-                made.append(try await makeVM(lowers: commit.lowers, parentCommit: commitID, vcpus: nil, memMiB: nil).vmID)
+                made.append(try await makeVM(lowers: commit.lowers, parentCommit: commitID, vcpus: nil, memMiB: nil, stateFrom: state).vmID)
             }
             return BranchOutcome(vmIDs: made, failure: nil)
         } catch {
@@ -220,7 +294,10 @@ public final class LocalProvider: VMProvider {
         let cgroups = self.cgroups
         let finished = try await ProcessRunner.run(
             initPath, args, environment: env, stdin: request.stdin, limit: request.maxOutputBytes,
-            timeout: request.timeout, kill: { if let group { cgroups.kill(group) } }
+            timeout: request.timeout, kill: { pid in
+                // The exec cgroup holds the command's whole tree; without one, the helper kills the tree's process group.
+                if let group { cgroups.kill(group) } else if let pid { Glibc.kill(pid, SIGTERM) }
+            }
         )
         if let group { await cgroups.release(group, afterKill: finished.timedOut) }
         if finished.status != 0, !HostFS.exists(store.vmDir(vmID) + "/meta.json") {
@@ -255,8 +332,7 @@ public final class LocalProvider: VMProvider {
     public func list() async throws -> [ProviderVM] {
         // An unmounted store would look empty: mount it first (a store never made holds no VM).
         if HostFS.exists(store.image) || HostFS.exists(store.vmsDir) {
-            try checkPrivileges()
-            _ = try await store.prepare()
+            _ = try await prepareStore()
         }
         let ids = (try? FileManager.default.contentsOfDirectory(atPath: store.vmsDir)) ?? []
         return ids.sorted().filter(Self.isSafeID).map { id in
@@ -276,6 +352,7 @@ public final class LocalProvider: VMProvider {
 
     /// Unmounts the store once no VM is left.
     public func unmount() async throws {
+        guard mode == .overlay else { return }
         try await store.unmount()
     }
 }

@@ -52,6 +52,13 @@ struct LocalStore: Sendable {
         }
     }
 
+    /// The rootless store: plain directories in the state dir (nothing to mount).
+    func prepareRootless() throws {
+        try HostFS.mkdirs(home, mode: 0o700)
+        try HostFS.mkdirs(vmsDir, mode: 0o700)
+        try HostFS.mkdirs(layersDir, mode: 0o700)
+    }
+
     /// Unmounts the store when no VM is left.
     func unmount() async throws {
         try await HostFS.withLock(lockPath) {

@@ -20,10 +20,11 @@ enum ProcessRunner {
     static func run(
         _ path: String, _ arguments: [String], environment: [String: String]? = nil,
         stdin: [UInt8]? = nil, limit: Int = 1 << 20, timeout: Double? = nil,
-        kill: @escaping @Sendable () -> Void = {}
+        kill: @escaping @Sendable (_ pid: Int32?) -> Void = { _ in }
     ) async throws -> Finished {
         let started = ContinuousClock.now
         let timedOut = Flag()
+        let pid = ProcessIDBox()
         let env: Environment = environment.map { vars in
             .custom(vars.sorted { $0.key < $1.key }.map { Array("\($0.key)=\($0.value)".utf8) + [0] })
         } ?? .inherit
@@ -35,7 +36,8 @@ enum ProcessRunner {
                 .path(FilePath(path)), arguments: Arguments(arguments), environment: env,
                 input: .array(stdin ?? []), output: .sequence, error: .sequence
             ) { execution in
-                try await withThrowingTaskGroup(of: (Int, OutputCapture)?.self) { group in
+                pid.set(execution.processIdentifier.value)
+                return try await withThrowingTaskGroup(of: (Int, OutputCapture)?.self) { group in
                     for (index, stream) in [execution.standardOutput, execution.standardError].enumerated() {
                         group.addTask {
                             var capture = OutputCapture(limit: limit)
@@ -50,7 +52,7 @@ enum ProcessRunner {
                             try? await Task.sleep(for: .seconds(timeout))
                             if !Task.isCancelled {
                                 timedOut.set()
-                                kill()
+                                kill(pid.current)
                             }
                             return nil
                         }
@@ -72,7 +74,7 @@ enum ProcessRunner {
         let (termination, captures) = try await withTaskCancellationHandler {
             try await running.value
         } onCancel: {
-            kill()
+            kill(pid.current)
         }
         let status: Int
         switch termination {
@@ -107,4 +109,14 @@ final class Flag: Sendable {
     private let value = Atomic<Bool>(false)
     func set() { value.store(true, ordering: .sequentiallyConsistent) }
     var isSet: Bool { value.load(ordering: .sequentiallyConsistent) }
+}
+
+/// The PID of a running child, for kill hooks.
+final class ProcessIDBox: Sendable {
+    private let value = Atomic<Int32>(0)
+    func set(_ pid: Int32) { value.store(pid, ordering: .sequentiallyConsistent) }
+    var current: Int32? {
+        let pid = value.load(ordering: .sequentiallyConsistent)
+        return pid == 0 ? nil : pid
+    }
 }
