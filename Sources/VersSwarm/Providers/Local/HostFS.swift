@@ -47,6 +47,21 @@ enum HostFS {
         }
     }
 
+    /// Writes a secret (a private key): created 0600 before any byte is
+    /// written, then renamed into place.
+    static func writeSecret(_ path: String, _ bytes: [UInt8]) throws {
+        let tmp = path + ".tmp-\(getpid())"
+        unlink(tmp)
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw ProviderError(.backend, "cannot create \(tmp): \(String(cString: strerror(errno)))") }
+        let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        close(fd)
+        guard written == bytes.count, rename(tmp, path) == 0 else {
+            unlink(tmp)
+            throw ProviderError(.backend, "cannot write \(path): \(String(cString: strerror(errno)))")
+        }
+    }
+
     /// An overlayfs whiteout (character device 0:0) at `path`.
     static func whiteout(_ path: String) throws {
         unlink(path)

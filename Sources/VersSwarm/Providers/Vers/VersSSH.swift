@@ -30,9 +30,7 @@ actor VersSSH {
             throw ProviderError(.backend, "the Vers API returned no SSH key for VM \(vmID)")
         }
         try HostFS.mkdirs(dir, mode: 0o700)
-        let tmp = path + ".tmp"
-        FileManager.default.createFile(atPath: tmp, contents: Data(key.utf8), attributes: [.posixPermissions: 0o600])
-        rename(tmp, path)
+        try HostFS.writeSecret(path, Array(key.utf8))
         return key
     }
 
