@@ -371,3 +371,20 @@ def test_huge_output_is_truncated(server: RawServer, vm: str) -> None:
     assert len(sc["stdout"]) <= 70000, len(sc["stdout"])
     assert sc["stdout"].startswith("a" * 1000)  # the head is kept
     assert "tail-marker" in sc["stdout"]  # ... and so is the tail
+
+
+def test_client_closing_stdout_early_does_not_kill_the_server(vs_bin, vs_home) -> None:
+    """Writes to a closed stdout fail quietly (no SIGPIPE death); EOF still ends the server with 0."""
+    import os
+    import subprocess
+
+    env = {**os.environ, "VERS_SWARM_HOME": str(vs_home)}
+    env.pop("VERS_API_KEY", None)
+    p = subprocess.Popen([str(vs_bin), "serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL, env=env)
+    assert p.stdout is not None and p.stdin is not None
+    p.stdout.close()
+    for i in range(20):
+        p.stdin.write((json.dumps({"jsonrpc": "2.0", "id": i, "method": "ping"}) + "\n").encode())
+    p.stdin.close()
+    assert p.wait(timeout=60) == 0

@@ -26,6 +26,8 @@ public final class MCPServer: Sendable {
 
     /// Serves until end of input; returns the exit status (0).
     public func run() async -> Int32 {
+        // A client that closes its end early must not kill the server with SIGPIPE: writes just fail.
+        signal(SIGPIPE, SIG_IGN)
         reader.start()
         for await item in reader.lines {
             switch item {
