@@ -30,11 +30,32 @@ struct SwarmRunner: Sendable {
     let swarmID: String
     let commitID: String
 
+    /// VMs branched ahead in one call, handed to tasks as they start.
+    actor Prebranched {
+        private var ready: [String] = []
+        func fill(_ ids: [String]) { ready += ids }
+        func take() -> String? { ready.popLast() }
+        func drain() -> [String] {
+            defer { ready = [] }
+            return ready
+        }
+    }
+
+    private let prebranched = Prebranched()
+
     /// Runs every task; results come back in task order.
     func run() async -> [Result] {
         let total = plan.tasks.count
         var results = [Result?](repeating: nil, count: total)
         var done = 0
+        // The first wave in one branch call (Vers makes N VMs per request); later tasks
+        // branch as slots free up. What a part-way failure made is still used.
+        let wave = min(plan.concurrency, total)
+        if wave > 1 {
+            let outcome = await context.provider.branch(commitID: commitID, count: wave)
+            try? context.recordVMs(outcome.vmIDs, parentCommit: commitID, swarmID: swarmID)
+            await prebranched.fill(outcome.vmIDs)
+        }
         await withTaskGroup(of: Result.self) { group in
             var next = 0
             var stopped = false
@@ -57,6 +78,8 @@ struct SwarmRunner: Sendable {
                 startNext()
             }
         }
+        // VMs of the first wave no task got to use (the swarm stopped first).
+        for vm in await prebranched.drain() { await discard(vm) }
         return (0..<total).map { i in
             results[i] ?? Result(index: i, status: "cancelled", exitCode: nil, error: "not started: the swarm stopped first")
         }
@@ -71,8 +94,13 @@ struct SwarmRunner: Sendable {
                 return result
             }
             result.attempts += 1
-            let outcome = await branchWithinQuota()
-            try? context.recordVMs(outcome.vmIDs, parentCommit: commitID, swarmID: swarmID)
+            let outcome: BranchOutcome
+            if let ready = await prebranched.take() {
+                outcome = BranchOutcome(vmIDs: [ready], failure: nil)
+            } else {
+                outcome = await branchWithinQuota()
+                try? context.recordVMs(outcome.vmIDs, parentCommit: commitID, swarmID: swarmID)
+            }
             guard outcome.failure == nil, let vm = outcome.vmIDs.first else {
                 for id in outcome.vmIDs { await discard(id) }
                 result.status = Task.isCancelled ? "cancelled" : "error"
