@@ -125,7 +125,7 @@ public final class VersProvider: VMProvider {
     public func exec(vmID: String, _ request: ExecRequest) async throws -> ExecResult {
         if configuration.execOverAPI { return try await execOverAPI(vmID, request) }
         do {
-            return try await ssh.exec(vmID, request)
+            return try await ssh.exec(vmID, request) { [self] in (try? await exists(vmID)) != false }
         } catch is CancellationError {
             throw CancellationError()
         } catch {

@@ -107,13 +107,45 @@ actor VersSSH {
     }
 
     /// Runs a command over SSH; reconnects once when the pooled session died.
-    func exec(_ vmID: String, _ request: ExecRequest) async throws -> ExecResult {
+    /// `stillThere` asks the API whether the VM exists: a VM that is still
+    /// booting (or restarting its sshd) gets retried connections for up to
+    /// 10 s; a deleted one stops the retries at once.
+    func exec(_ vmID: String, _ request: ExecRequest, stillThere: @escaping @Sendable () async -> Bool) async throws -> ExecResult {
         do {
-            return try await execOnce(vmID, request, session: try await session(vmID))
+            return try await execOnce(vmID, request, session: try await connected(vmID, fresh: false, stillThere))
         } catch let error as SSHError where error.sessionDead {
-            return try await execOnce(vmID, request, session: try await session(vmID, fresh: true))
-        } catch let error as CurlError {
-            throw ProviderError(.backend, "cannot open SSH to VM \(vmID): \(error.message)")
+            return try await execOnce(vmID, request, session: try await connected(vmID, fresh: true, stillThere))
+        }
+    }
+
+    /// Curl failures worth another try while a VM comes up (never certificate problems).
+    private static let transientCurlCodes: Set<Int> = [7, 28, 52, 55, 56]
+
+    private func connected(_ vmID: String, fresh: Bool, _ stillThere: @Sendable () async -> Bool) async throws -> SSHSession {
+        let giveUp = ContinuousClock.now + .seconds(10)
+        var pause = 0.25
+        var fresh = fresh
+        while true {
+            do {
+                return try await session(vmID, fresh: fresh)
+            } catch {
+                let transient: Bool
+                switch error {
+                case let error as CurlError: transient = Self.transientCurlCodes.contains(error.code)
+                case let error as SSHError: transient = error.sessionDead && error.step != "host key"
+                default: transient = false
+                }
+                if Task.isCancelled { throw CancellationError() }
+                guard transient, ContinuousClock.now < giveUp, await stillThere() else {
+                    if let error = error as? CurlError {
+                        throw ProviderError(.backend, "cannot open SSH to VM \(vmID): \(error.message)")
+                    }
+                    throw error
+                }
+                try await Task.sleep(for: .seconds(pause))
+                pause = min(pause * 2, 4)
+                fresh = true
+            }
         }
     }
 
