@@ -317,7 +317,7 @@ static void on_stop(int sig) {
 
 static int exec_in(int argc, char **argv) {
     pid_t pid = 0;
-    const char *cgroup = NULL, *cwd = "/";
+    const char *cgroup = NULL, *cwd = NULL;
     int i = 0;
     for (; i < argc; i++) {
         if (!strcmp(argv[i], "--")) { i++; break; }
@@ -381,7 +381,10 @@ static int exec_in(int argc, char **argv) {
         dup2(out[1], 1);
         dup2(err[1], 2);
         signal(SIGPIPE, SIG_DFL);
-        if (chdir(cwd) != 0) {
+        // Without --cwd: root's home, or / in an image that has none.
+        if (cwd == NULL) {
+            if (chdir("/root") != 0 && chdir("/") != 0) _exit(126);
+        } else if (chdir(cwd) != 0) {
             fprintf(stderr, "vers-swarm: cwd %s: %s\n", cwd, strerror(errno));
             _exit(126);
         }

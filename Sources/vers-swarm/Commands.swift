@@ -137,3 +137,34 @@ struct DemoCommand: AsyncParsableCommand {
         }
     }
 }
+
+struct Image: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Local images: root file systems VMs can start from (create_vm {\"image\": NAME}).",
+        subcommands: [Import.self, ListImages.self])
+
+    struct Import: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Import a root file system: a directory or a tarball.")
+        @OptionGroup var options: GlobalOptions
+        @Argument(help: "The image name (lower-case letters, digits, '.', '_', '-').") var name: String
+        @Argument(help: "A directory or a tarball holding the root file system (with /bin/sh).") var source: String
+
+        func run() async throws {
+            let bridge = try options.bridge()
+            guard let local = bridge.provider as? LocalProvider else { throw CLIError("images belong to the local backend") }
+            do { try await local.importImage(name: name, from: source) } catch { throw CLIError("\(error)") }
+            print(name)
+        }
+    }
+
+    struct ListImages: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "ls", abstract: "List the images.")
+        @OptionGroup var options: GlobalOptions
+
+        func run() async throws {
+            let bridge = try options.bridge()
+            guard let local = bridge.provider as? LocalProvider else { throw CLIError("images belong to the local backend") }
+            for name in ["default"] + local.images() { print(name) }
+        }
+    }
+}

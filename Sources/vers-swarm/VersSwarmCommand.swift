@@ -40,6 +40,6 @@ struct VersSwarmCommand: AsyncParsableCommand {
         commandName: "vers-swarm",
         abstract: "A tool server (MCP over stdio) for agent swarms on VMs.",
         version: VersSwarmVersion.current,
-        subcommands: [Serve.self, Call.self, List.self, GC.self, Doctor.self, DemoCommand.self, Unmount.self]
+        subcommands: [Serve.self, Call.self, List.self, GC.self, Doctor.self, DemoCommand.self, Image.self, Unmount.self]
     )
 }

@@ -137,11 +137,15 @@ public final class LocalProvider: VMProvider {
 
     public func create(_ spec: VMSpec) async throws -> CreatedVM {
         try checkPrivileges()
-        if let image = spec.image, image != "default" {
-            throw ProviderError(.notFound, "image \"\(image)\" not found: the local backend has only \"default\" (the host OS, read-only)")
-        }
         let mask = try await prepareStore()
-        let lowers = mode == .rootless ? [] : [mask, "/"]
+        var lowers = mode == .rootless ? [] : [mask, "/"]
+        if let image = spec.image, image != "default" {
+            guard mode == .overlay, Self.isImageName(image), HostFS.exists(store.imageDir(image) + "/fs") else {
+                let known = (["default"] + images()).map { "\"\($0)\"" }.joined(separator: ", ")
+                throw ProviderError(.notFound, "image \"\(image)\" not found: this local backend has \(known) (`vers-swarm image import NAME DIR|TARBALL` adds one)")
+            }
+            lowers = [store.imageDir(image) + "/fs"]
+        }
         return try await makeVM(lowers: lowers, parentCommit: nil, vcpus: spec.vcpuCount, memMiB: spec.memSizeMiB, stateFrom: nil)
     }
 
@@ -282,7 +286,8 @@ public final class LocalProvider: VMProvider {
         let meta = try await ensureRunning(vmID)
         guard let pid = meta.initPID else { throw ProviderError.vmNotFound(vmID) }
         let group = cgroups.execGroup(vmID)
-        var args = ["exec", "--pid", String(pid), "--cwd", request.cwd ?? "/root"]
+        var args = ["exec", "--pid", String(pid)]
+        if let cwd = request.cwd { args += ["--cwd", cwd] }
         if let group { args += ["--cgroup", group] }
         args += ["--"] + request.argv
         var env = [
@@ -354,5 +359,56 @@ public final class LocalProvider: VMProvider {
     public func unmount() async throws {
         guard mode == .overlay else { return }
         try await store.unmount()
+    }
+
+    // MARK: - Images
+
+    /// Image names: lower-case letters, digits, '.', '_' and '-'.
+    static func isImageName(_ name: String) -> Bool {
+        guard let first = name.first, first.isLetter || first.isNumber, name.count <= 64, name != "default" else { return false }
+        return name.allSatisfy { ($0.isASCII && ($0.isLowercase || $0.isNumber)) || $0 == "." || $0 == "_" || $0 == "-" }
+    }
+
+    /// The imported images.
+    public func images() -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: store.imagesDir)) ?? [])
+            .filter { Self.isImageName($0) && HostFS.exists(store.imageDir($0) + "/fs") }.sorted()
+    }
+
+    /// Imports a root file system (a directory, or a tarball tar can read) as
+    /// image `name`, usable as `create_vm {image: name}`. Needs root.
+    public func importImage(name: String, from source: String) async throws {
+        guard mode == .overlay else {
+            throw ProviderError(.unavailable, "images need the overlay mode (root); rootless VMs run on the host OS")
+        }
+        guard Self.isImageName(name) else {
+            throw ProviderError(.conflict, "image names are lower-case letters, digits, '.', '_' and '-' (and not \"default\")")
+        }
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: source, isDirectory: &isDir) else {
+            throw ProviderError(.notFound, "\(source) does not exist")
+        }
+        _ = try await prepareStore()
+        try HostFS.mkdirs(store.imagesDir, mode: 0o700)
+        let target = store.imageDir(name)
+        guard !HostFS.exists(target) else { throw ProviderError(.conflict, "image \"\(name)\" already exists") }
+        let staging = target + ".importing-\(getpid())"
+        try? FileManager.default.removeItem(atPath: staging)
+        try HostFS.mkdirs(staging + "/fs", mode: 0o755)
+        do {
+            if isDir.boolValue {
+                try await ProcessRunner.check("/bin/cp", ["-a", source + "/.", staging + "/fs/"])
+            } else {
+                try await ProcessRunner.check("/bin/tar", ["-xpf", source, "-C", staging + "/fs", "--numeric-owner"])
+            }
+            let shell = ["/bin/sh", "/usr/bin/sh"].contains { HostFS.exists(staging + "/fs" + $0) }
+            guard shell else { throw ProviderError(.conflict, "\(source) has no /bin/sh: exec runs commands with it") }
+            guard rename(staging, target) == 0 else {
+                throw ProviderError(.backend, "cannot finish image \(name): \(String(cString: strerror(errno)))")
+            }
+        } catch {
+            try? FileManager.default.removeItem(atPath: staging)
+            throw error
+        }
     }
 }

@@ -14,6 +14,7 @@ struct LocalStore: Sendable {
     var lockPath: String { home + "/store.lock" }
     var vmsDir: String { root + "/vms" }
     var layersDir: String { root + "/layers" }
+    var imagesDir: String { root + "/images" }
 
     /// Top-level host directories a VM sees (read-only, copy-on-write).
     static let visibleTopLevel: Set<String> = ["bin", "sbin", "lib", "lib32", "lib64", "libx32", "usr", "etc", "opt", "var", "srv"]
@@ -25,6 +26,7 @@ struct LocalStore: Sendable {
 
     func vmDir(_ id: String) -> String { vmsDir + "/" + id }
     func layerDir(_ id: String) -> String { layersDir + "/" + id }
+    func imageDir(_ name: String) -> String { imagesDir + "/" + name }
 
     /// Whether the store file system is mounted.
     var isMounted: Bool { HostFS.mountPoints().contains(root) }
