@@ -499,6 +499,23 @@ def close_servers(servers: list["RawServer"]) -> list[str]:
     return errors
 
 
+def tool_error_text(resp: dict) -> str:
+    """The message of a tools/call result with isError true (no JSON-RPC error, no structuredContent)."""
+    assert "result" in resp, f"expected a tool result with isError, got {resp!r:.2000}"
+    res = resp["result"]
+    assert res.get("isError") is True, f"expected isError true: {res!r:.2000}"
+    assert "structuredContent" not in res, res
+    text = " ".join(c.get("text", "") for c in res.get("content", []) if isinstance(c, dict))
+    assert text, res
+    return text
+
+
+def assert_invalid(resp: dict, path: str) -> None:
+    """A -32602 error naming `path`."""
+    assert resp.get("error", {}).get("code") == -32602, f"expected -32602, got {resp!r:.2000}"
+    assert error_path(resp) == path, f"error.data.path should be {path!r}: {resp!r}"
+
+
 # --------------------------------------------------------------------------- fixtures
 
 

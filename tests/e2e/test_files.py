@@ -20,7 +20,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from conftest import RawServer, error_path
+from conftest import RawServer, assert_invalid, error_path, tool_error_text
 
 ALL_BYTES = bytes(range(256))
 
@@ -44,21 +44,6 @@ def read(srv: RawServer, vm_id: str, path: str, **kw: Any) -> dict:
     r = srv.call_tool("read_file", {"vm_id": vm_id, "path": path, **kw})
     assert r.get("isError") is False, r
     return r["structuredContent"]
-
-
-def tool_error_text(resp: dict) -> str:
-    assert "result" in resp, f"expected a tool result with isError, got {resp!r:.2000}"
-    res = resp["result"]
-    assert res.get("isError") is True, f"expected isError true: {res!r:.2000}"
-    assert "structuredContent" not in res, res
-    text = " ".join(c.get("text", "") for c in res.get("content", []) if isinstance(c, dict))
-    assert text, res
-    return text
-
-
-def assert_invalid(resp: dict, path: str) -> None:
-    assert resp.get("error", {}).get("code") == -32602, f"expected -32602, got {resp!r:.2000}"
-    assert error_path(resp) == path, f"error.data.path should be {path!r}: {resp!r}"
 
 
 def host_file(content: bytes) -> Iterator[Path]:

@@ -25,7 +25,7 @@ import pytest
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
-from conftest import TIMEOUT, RawServer, close_servers, error_path, server_env
+from conftest import TIMEOUT, RawServer, assert_invalid, close_servers, error_path, server_env, tool_error_text
 
 SCOPED_TOOLS = {"exec", "read_file", "write_file", "commit"}
 # ssh_credentials {vm_id|session} also acts on the session's own VM only; the server
@@ -47,21 +47,6 @@ COORDINATOR_ONLY = ["create_vm", "delete", "branch", "swarm_map", "list_vms", "s
 
 def name(prefix: str = "s") -> str:
     return f"{prefix}-{secrets.token_hex(5)}"
-
-
-def tool_error_text(resp: dict) -> str:
-    """The message of a tools/call result with isError true (no JSON-RPC error)."""
-    assert "result" in resp, f"expected a tool result with isError, got {resp!r:.2000}"
-    res = resp["result"]
-    assert res.get("isError") is True, f"expected isError true: {res!r:.2000}"
-    text = " ".join(c.get("text", "") for c in res.get("content", []) if isinstance(c, dict))
-    assert text, res
-    return text
-
-
-def assert_invalid(resp: dict, path: str) -> None:
-    assert resp.get("error", {}).get("code") == -32602, f"expected -32602, got {resp!r:.2000}"
-    assert error_path(resp) == path, f"error.data.path should be {path!r}: {resp!r}"
 
 
 def session_map(srv: RawServer) -> dict[str, str]:
