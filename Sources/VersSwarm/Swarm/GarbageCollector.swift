@@ -88,6 +88,7 @@ public struct GarbageCollector: Sendable {
             guard let creator = vm.creator, !creator.isAlive else { continue }
             if (try? await context.provider.delete(vmID: vm.vmID)) != nil { report.deleted.append(vm.vmID) }
         }
+        if let local = context.provider as? LocalProvider { _ = local.sweepCgroups() }
         report.backendVMs = try await context.provider.list().count
         report.registryVMs = try registry.vms().filter { $0.provider == context.provider.name }.count
         return report

@@ -137,6 +137,24 @@ struct Cgroups: Sendable {
         }
     }
 
+    /// Removes VM groups that hold no process any more and are older than a
+    /// minute (a VM being created is given time to start its init); returns how many.
+    func sweepEmpty() -> Int {
+        guard let unified else { return 0 }
+        var removed = 0
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: unified)) ?? [] where LocalProvider.isSafeID(name) {
+            let dir = unified + "/" + name
+            guard (HostFS.read(dir + "/cgroup.events") ?? "").contains("populated 0"),
+                  let modified = (try? FileManager.default.attributesOfItem(atPath: dir))?[.modificationDate] as? Date,
+                  Date().timeIntervalSince(modified) > 60 else { continue }
+            for child in ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []) where child.hasPrefix("x-") {
+                rmdir(dir + "/" + child)
+            }
+            if rmdir(dir) == 0 { removed += 1 }
+        }
+        return removed
+    }
+
     /// Kills every process of the VM and removes its groups.
     func destroyVM(_ id: String) async {
         if let vm = vmGroup(id) {

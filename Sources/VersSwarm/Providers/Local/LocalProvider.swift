@@ -355,6 +355,11 @@ public final class LocalProvider: VMProvider {
         loadCommit(commitID) != nil
     }
 
+    /// Removes cgroups left empty by VMs that are gone (any state dir's).
+    public func sweepCgroups() -> Int {
+        cgroups.sweepEmpty()
+    }
+
     /// Unmounts the store once no VM is left.
     public func unmount() async throws {
         guard mode == .overlay else { return }
