@@ -61,19 +61,32 @@ struct SSHSessionTests {
         }
     }
 
+    @Test("megabytes of stdin pass through a command that echoes them while it reads")
+    func largeStdin() async throws {
+        try await withSSHD { port, key in
+            let session = try connect(port, key)
+            let input = (0..<(4 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+            let r = try session.exec("cat; echo done >&2", stdin: input, limit: 8 << 20) { false }
+            #expect(r.stdout.total == input.count)
+            #expect(r.stderr.text == "done\n")
+            #expect(r.exitCode == 0)
+        }
+    }
+
     @Test("one session carries many concurrent channels")
     func concurrentChannels() async throws {
         try await withSSHD { port, key in
             let session = try connect(port, key)
             let outputs = try await withThrowingTaskGroup(of: String.self) { group in
-                for i in 0..<8 {
+                // More than sshd's default MaxSessions (10): the rest wait for a channel to close.
+                for i in 0..<16 {
                     group.addTask {
                         try await VersSSH.blocking { try session.exec("sleep 0.2; echo \(i)", stdin: nil, limit: 1024) { false }.stdout.text }
                     }
                 }
                 return try await group.reduce(into: Set<String>()) { $0.insert($1) }
             }
-            #expect(outputs == Set((0..<8).map { "\($0)\n" }))
+            #expect(outputs == Set((0..<16).map { "\($0)\n" }))
         }
     }
 

@@ -9,6 +9,11 @@ final class SSHSession: @unchecked Sendable {
     private let stream: CurlStream
     private let session: OpaquePointer
     private let lock = NSLock()
+    /// Held from opening a channel until its exec request is answered: libssh2
+    /// 1.10 fails a non-blocking channel request that reads another channel's
+    /// reply ("Failed waiting for channel success"), so setups go one at a time.
+    /// Reading output never needs it.
+    private let setupLock = NSLock()
     private var closed = false
     /// An opened, unused channel: the next exec skips the open round trip.
     private var spare: OpaquePointer?
@@ -147,6 +152,9 @@ final class SSHSession: @unchecked Sendable {
     /// (bounded) until the command ends or `stop()` says to give up.
     func exec(_ command: String, stdin: [UInt8]?, limit: Int, stop: () -> Bool) throws(SSHError) -> ExecOutcome {
         let setupDeadline = ContinuousClock.now + .seconds(30)
+        setupLock.lock()
+        var setupHeld = true
+        defer { if setupHeld { setupLock.unlock() } }
         var channel: OpaquePointer? = locked {
             defer { spare = nil }
             return spare
@@ -155,35 +163,29 @@ final class SSHSession: @unchecked Sendable {
             channel = locked { vs_ssh_channel_open(session) }
             if channel != nil { break }
             let code = locked { libssh2_session_last_errno(session) }
-            guard code == LIBSSH2_ERROR_EAGAIN else { throw fail("open channel", code) }
             if ContinuousClock.now > setupDeadline { throw SSHError(vmID: vmID, step: "open channel", code: code, message: "timed out", sessionDead: true) }
+            if code == LIBSSH2_ERROR_CHANNEL_FAILURE {
+                // The server refused another channel (sshd's MaxSessions): wait for one to close.
+                setupLock.unlock()
+                Thread.sleep(forTimeInterval: 0.02)
+                setupLock.lock()
+                continue
+            }
+            guard code == LIBSSH2_ERROR_EAGAIN else { throw fail("open channel", code) }
             waitSocket()
         }
         guard let channel else { throw SSHError(vmID: vmID, step: "open channel", code: 0, message: "no channel", sessionDead: false) }
         defer { _ = locked { libssh2_channel_free(channel) } }
 
         try call("exec", deadline: setupDeadline) { vs_ssh_channel_exec(channel, command) }
-        if let stdin, !stdin.isEmpty {
-            var offset = 0
-            while offset < stdin.count {
-                let n = stdin.withUnsafeBufferPointer { buf in
-                    buf.withMemoryRebound(to: CChar.self) { p in
-                        locked { vs_ssh_channel_write(channel, p.baseAddress! + offset, p.count - offset) }
-                    }
-                }
-                if n == Int(LIBSSH2_ERROR_EAGAIN) { waitSocket(); continue }
-                if n < 0 { throw fail("write stdin", Int32(n)) }
-                offset += n
-            }
-        }
-        try call("send EOF", deadline: setupDeadline) { vs_ssh_channel_eof_sent(channel) }
-        warmStep()
+        setupLock.unlock()
+        setupHeld = false
 
         var out = OutputCapture(limit: limit)
         var err = OutputCapture(limit: limit)
         var buffer = [CChar](repeating: 0, count: 32 << 10)
-        var stopped = false
-        while true {
+        /// Reads what both streams have now; true when anything arrived.
+        func drain() throws(SSHError) -> Bool {
             var progressed = false
             for stderrStream in [false, true] {
                 while true {
@@ -205,6 +207,37 @@ final class SSHSession: @unchecked Sendable {
                     throw fail("read output", Int32(n))
                 }
             }
+            return progressed
+        }
+
+        var stopped = false
+        if let stdin, !stdin.isEmpty {
+            var offset = 0
+            while offset < stdin.count {
+                let n = stdin.withUnsafeBytes { raw -> Int in
+                    guard let base = raw.baseAddress?.assumingMemoryBound(to: CChar.self) else { return 0 }
+                    return locked { vs_ssh_channel_write(channel, base + offset, raw.count - offset) }
+                }
+                if n == Int(LIBSSH2_ERROR_EAGAIN) {
+                    // The window is full: keep reading output so a command that writes before it reads cannot stall us.
+                    if stop() {
+                        stopped = true
+                        break
+                    }
+                    if try !drain() { waitSocket() }
+                    continue
+                }
+                if n < 0 { throw fail("write stdin", Int32(n)) }
+                offset += n
+            }
+        }
+        if !stopped {
+            try call("send EOF", deadline: setupDeadline) { vs_ssh_channel_eof_sent(channel) }
+        }
+        warmStep()
+
+        while !stopped {
+            let progressed = try drain()
             if locked({ libssh2_channel_eof(channel) }) != 0 { break }
             if stop() {
                 stopped = true
@@ -233,6 +266,8 @@ final class SSHSession: @unchecked Sendable {
     /// of delaying the next exec. Any caller's open may complete it; channels
     /// are interchangeable.
     private func warmStep() {
+        guard setupLock.try() else { return }
+        defer { setupLock.unlock() }
         locked {
             guard spare == nil, !warmingFailed, !closed else { return }
             if let channel = vs_ssh_channel_open(session) {
