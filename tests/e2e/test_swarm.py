@@ -470,3 +470,14 @@ def test_tools_list_schema(server: RawServer) -> None:
     assert set(out["required"]) >= {"swarm_id", "from_commit", "results", "summary"}
     status = out["properties"]["results"]["items"]["properties"]["status"]
     assert set(status["enum"]) == STATUSES
+
+
+def test_plain_call_progress_token_in_meta(server: RawServer, golden: tuple[str, str]) -> None:
+    """A plain-method call may carry MCP's `_meta` (it is not a tool argument): its progressToken is honoured."""
+    label, _ = golden
+    resp = server.request("swarm_map", {"from": label, "tasks": ["true", "true", "true"], "_meta": {"progressToken": 7}})
+    assert "result" in resp, resp
+    progress = [m["params"] for m in server.messages
+                if m.get("method") == "notifications/progress" and m.get("params", {}).get("progressToken") == 7]
+    assert [p["progress"] for p in progress] == [1, 2, 3]
+    assert all(p["total"] == 3 for p in progress)

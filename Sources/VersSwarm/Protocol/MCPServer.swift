@@ -104,7 +104,14 @@ public final class MCPServer: Sendable {
             return .object([:])
         default:
             guard bridge.tool(method) != nil else { throw RPCError.methodNotFound(method) }
-            switch try await bridge.call(method, arguments: params, path: "") {
+            // `_meta` is MCP's, not the tool's: a plain call may carry a progressToken there too.
+            var arguments = params
+            var progressMeta: Value?
+            if case .object(var members)? = params, let meta = members.removeValue(forKey: "_meta") {
+                arguments = .object(members)
+                progressMeta = meta
+            }
+            switch try await bridge.call(method, arguments: arguments, path: "", progress: reporter(for: progressMeta)) {
             case .success(let outcome): return outcome.structured
             case .failure(let error): throw RPCError.toolFailed(method, error)
             }
@@ -124,16 +131,7 @@ public final class MCPServer: Sendable {
 
     private func callTool(_ args: ToolArguments) async throws(RPCError) -> Value {
         let name = try args.requiredString("name")
-        var progress: ProgressReporter?
-        if let token = args.values["_meta"]?["progressToken"], token.stringValue != nil || token.intValue != nil {
-            let writer = self.writer
-            progress = { done, total, message in
-                writer.send(.object(["jsonrpc": "2.0", "method": "notifications/progress", "params": .object([
-                    "progressToken": token, "progress": .int(done), "total": .int(total), "message": .string(message),
-                ])]))
-            }
-        }
-        switch try await bridge.call(name, arguments: args.values["arguments"], path: "arguments", progress: progress) {
+        switch try await bridge.call(name, arguments: args.values["arguments"], path: "arguments", progress: reporter(for: args.values["_meta"])) {
         case .success(let outcome):
             return .object([
                 "content": .array([.object(["type": "text", "text": .string(JSONCoding.string(outcome.structured))])]),
@@ -145,6 +143,17 @@ public final class MCPServer: Sendable {
                 "content": .array([.object(["type": "text", "text": .string(error.message)])]),
                 "isError": true,
             ])
+        }
+    }
+
+    /// Sends notifications/progress for the progressToken in `meta`, if it has one.
+    private func reporter(for meta: Value?) -> ProgressReporter? {
+        guard let token = meta?["progressToken"], token.stringValue != nil || token.intValue != nil else { return nil }
+        let writer = self.writer
+        return { done, total, message in
+            writer.send(.object(["jsonrpc": "2.0", "method": "notifications/progress", "params": .object([
+                "progressToken": token, "progress": .int(done), "total": .int(total), "message": .string(message),
+            ])]))
         }
     }
 
