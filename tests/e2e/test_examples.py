@@ -21,3 +21,16 @@ def test_scripted_session_example(vs_bin: Path, fresh_home: Path) -> None:
     assert '"deleted": ["' in responses[-1], responses[-1]
     ls = subprocess.run([str(vs_bin), "ls"], env=env, capture_output=True, text=True, timeout=60)
     assert ls.stdout == ""
+
+
+def test_host_config_examples_start_the_server() -> None:
+    """Every host config in examples/ is valid JSON whose server runs `vers-swarm serve`."""
+    import json
+
+    configs = sorted(ROOT.glob("examples/**/*.json"))
+    assert configs
+    for path in configs:
+        servers = json.loads(path.read_text())["mcpServers"]
+        for server in servers.values():
+            assert Path(server["command"]).name == "vers-swarm", path
+            assert server["args"][0] == "serve", path
