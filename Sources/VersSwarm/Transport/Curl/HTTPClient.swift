@@ -89,7 +89,10 @@ public final class HTTPClient: Sendable {
             Unmanaged<Collector>.fromOpaque(user).takeUnretainedValue().header(line)
             return size * count
         })
-        let headers = CurlList(request.headers + ["Expect:"])
+        // "Expect:" stops curl's 100-continue; a bodiless POST/DELETE must not claim a form content type.
+        var extra = ["Expect:"]
+        if request.body == nil && request.method != "GET" { extra.append("Content-Type:") }
+        let headers = CurlList(request.headers + extra)
         try easy.set(CURLOPT_HTTPHEADER, headers.list)
         switch request.method {
         case "GET": try easy.set(CURLOPT_HTTPGET, 1)
