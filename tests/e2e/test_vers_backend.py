@@ -58,6 +58,8 @@ GET_VMS = "GET /api/v1/vms"
 NEW_ROOT = "POST /api/v1/vm/new_root"
 DELETE_VM = "DELETE /api/v1/vm/{vm_id}"
 EXEC_ENDPOINT = "POST /api/v1/vm/{vm_id}/exec"
+STREAM_ENDPOINT = "POST /api/v1/vm/{vm_id}/exec/stream"
+EXEC_LIMIT_S = 3  # the own emulator's synchronous exec limit (the live service's is ~30 s)
 
 HTML_502 = (
     "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
@@ -252,7 +254,7 @@ def own_emulator() -> Iterator[Any]:
     from vers_emulator import Emulator  # noqa: E402
 
     state = Path(tempfile.mkdtemp(prefix="vs-emulator-own-", dir="/var/tmp" if os.path.isdir("/var/tmp") else None))
-    emu = Emulator(state, https=True, vcpu_quota=8, mem_quota_mib=16384)
+    emu = Emulator(state, https=True, vcpu_quota=8, mem_quota_mib=16384, exec_limit_s=EXEC_LIMIT_S)
     with emu:
         yield emu
     shutil.rmtree(state, ignore_errors=True)
@@ -300,8 +302,9 @@ def test_exec_goes_over_ssh_inside_tls_not_the_exec_endpoint(rig: VersRig) -> No
         out = api.exec(vm_id, "echo over-api")
         assert out["exit_code"] == 0 and out["stdout"] == "over-api\n", out
         after = rig.counters()
-        assert requests_of(after, EXEC_ENDPOINT) - requests_of(before, EXEC_ENDPOINT) == 1, \
-            f"VERS_SWARM_EXEC=api did not call the exec endpoint once: {before['requests']} -> {after['requests']}"
+        rest = lambda c: requests_of(c, EXEC_ENDPOINT) + requests_of(c, STREAM_ENDPOINT)  # noqa: E731
+        assert rest(after) - rest(before) == 1, \
+            f"VERS_SWARM_EXEC=api did not call a REST exec endpoint once: {before['requests']} -> {after['requests']}"
         assert after["tls_handshakes"] == before["tls_handshakes"], \
             f"VERS_SWARM_EXEC=api still opened SSH: {before['tls_handshakes']} -> {after['tls_handshakes']}"
         api.close()
@@ -852,3 +855,29 @@ def test_ssh_credentials_log_in_with_openssh(rig: VersRig) -> None:
     finally:
         rig.delete(srv, [vm_id])
     assert rig.live() == rig.baseline
+
+
+def test_api_exec_streams_commands_past_the_sync_limit(own_rig: VersRig) -> None:
+    """With VERS_SWARM_EXEC=api, short commands use the synchronous endpoint and the rest the streamed one,
+    so a command longer than the service's synchronous limit still completes."""
+    srv = own_rig.serve(env=own_rig.env(VERS_SWARM_EXEC="api"))
+    vm_id = own_rig.create(srv)
+    try:
+        before = own_rig.counters()
+        out = srv.exec(vm_id, f"sleep {EXEC_LIMIT_S + 1}; echo done")
+        assert out["exit_code"] == 0 and out["stdout"] == "done\n", out
+        after = own_rig.counters()
+        assert requests_of(after, STREAM_ENDPOINT) - requests_of(before, STREAM_ENDPOINT) == 1
+        assert requests_of(after, EXEC_ENDPOINT) == requests_of(before, EXEC_ENDPOINT)
+
+        quick = srv.exec(vm_id, "echo quick", timeout_s=10)
+        assert quick["stdout"] == "quick\n", quick
+        assert requests_of(own_rig.counters(), EXEC_ENDPOINT) - requests_of(after, EXEC_ENDPOINT) == 1
+
+        # A short timeout promises a short command: one that outlives the synchronous limit gets a clear error.
+        resp = srv.request("exec", {"vm_id": vm_id, "command": f"sleep {EXEC_LIMIT_S + 2}", "timeout_s": 20},
+                           timeout=60)
+        assert resp["error"]["code"] == -32000, resp
+        assert "504" in resp["error"]["message"] and "SSH" in resp["error"]["message"], resp
+    finally:
+        own_rig.delete(srv, [vm_id])

@@ -17,7 +17,10 @@ struct VersAPI: Sendable {
     struct Reply {
         var status: Int
         var json: Value?
+        /// The body as text, shortened and redacted (for messages).
         var text: String
+        /// The whole body (for answers that are not one JSON document).
+        var body = Data()
     }
 
     static let maxAttempts = 5
@@ -25,7 +28,7 @@ struct VersAPI: Sendable {
     /// Sends a request; 2xx comes back, everything else throws a ProviderError
     /// (except statuses listed in `accept`, returned for the caller to read).
     func call(_ method: String, _ path: String, query: [String: String] = [:], body: Value? = nil,
-              retry: Retry, accept: Set<Int> = [], timeout: Double? = nil) async throws -> Reply {
+              retry: Retry, accept: Set<Int> = [], timeout: Double? = nil, json expectJSON: Bool = true) async throws -> Reply {
         var url = configuration.baseURL + path
         if !query.isEmpty {
             url += "?" + query.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "&")
@@ -53,7 +56,7 @@ struct VersAPI: Sendable {
             logger.debug("vers api", metadata: ["request": "\(what)", "status": "\(response.status)", "attempt": "\(attempt)"])
             let text = configuration.redact(String(decoding: response.body.prefix(2000), as: UTF8.self))
             if (200..<300).contains(response.status) {
-                if response.body.isEmpty { return Reply(status: response.status, json: nil, text: "") }
+                if response.body.isEmpty || !expectJSON { return Reply(status: response.status, json: nil, text: text, body: response.body) }
                 if let json = try? JSONCoding.parse(response.body) { return Reply(status: response.status, json: json, text: text) }
                 if retry == .idempotent, attempt < Self.maxAttempts {
                     try await backoff(attempt, retryAfter: nil)

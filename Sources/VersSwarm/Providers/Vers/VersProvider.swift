@@ -145,21 +145,70 @@ public final class VersProvider: VMProvider {
         if let stdin = request.stdin { body["stdin"] = .string(String(decoding: stdin, as: UTF8.self)) }
         if let timeout = request.timeout { body["timeout_secs"] = .int(max(1, Int(timeout.rounded(.up)))) }
         let started = ContinuousClock.now
-        let reply = try await api.call("POST", "/vm/\(vmID)/exec", body: .object(body), retry: .never,
-                                       accept: [504], timeout: (request.timeout ?? 3600) + 30)
-        let elapsed = ContinuousClock.now - started
-        let ms = Int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
-        if reply.status == 504 {
-            throw ProviderError(.backend, "the Vers exec endpoint gave up after \(ms / 1000) s (504): long commands belong on SSH (unset VERS_SWARM_EXEC)")
-        }
         var out = OutputCapture(limit: request.maxOutputBytes)
         var err = OutputCapture(limit: request.maxOutputBytes)
-        out.append(Array((reply.json?["stdout"]?.stringValue ?? "").utf8))
-        err.append(Array((reply.json?["stderr"]?.stringValue ?? "").utf8))
-        let code = reply.json?["exit_code"]?.intValue ?? -1
+        let code: Int
+        if let timeout = request.timeout, timeout <= Self.syncExecLimit {
+            // Short commands: the plain exec endpoint (the service gives up on those after ~30 s).
+            let reply = try await api.call("POST", "/vm/\(vmID)/exec", body: .object(body), retry: .never,
+                                           accept: [504], timeout: timeout + 30)
+            if reply.status == 504 {
+                throw ProviderError(.backend, "the Vers exec endpoint gave up (504): long commands belong on SSH (unset VERS_SWARM_EXEC)")
+            }
+            out.append(Array((reply.json?["stdout"]?.stringValue ?? "").utf8))
+            err.append(Array((reply.json?["stderr"]?.stringValue ?? "").utf8))
+            code = reply.json?["exit_code"]?.intValue ?? -1
+        } else {
+            code = try await execStreamed(vmID, body: body, timeout: request.timeout, out: &out, err: &err)
+        }
+        let elapsed = ContinuousClock.now - started
+        let ms = Int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
         let timedOut = request.timeout.map { Double(ms) / 1000 >= $0 } == true && code != 0
         return ExecResult(exitCode: timedOut ? ExecResult.timeoutExitCode : code, stdout: out.text, stderr: err.text,
                           durationMS: ms, timedOut: timedOut, truncated: out.truncated || err.truncated)
+    }
+
+    /// Commands with a timeout up to this many seconds use the synchronous endpoint.
+    static let syncExecLimit = 25.0
+
+    /// Runs a command through `exec/stream` (NDJSON chunks, then an exit
+    /// line), re-attaching from the last cursor when the stream is cut before
+    /// the exit line. Returns the exit code.
+    private func execStreamed(_ vmID: String, body: [String: Value], timeout: Double?,
+                              out: inout OutputCapture, err: inout OutputCapture) async throws -> Int {
+        let execID = UUID().uuidString.lowercased()
+        var body = body
+        body["exec_id"] = .string(execID)
+        var cursor = 0
+        var path = "/vm/\(vmID)/exec/stream"
+        var request: Value = .object(body)
+        for _ in 0..<20 {
+            let reply = try await api.call("POST", path, body: request, retry: .never,
+                                           timeout: (timeout ?? 3600) + 60, json: false)
+            for line in reply.body.split(separator: UInt8(ascii: "\n")) where !line.isEmpty {
+                guard let event = try? JSONCoding.parse(Data(line)) else { continue }
+                if let c = event["cursor"]?.intValue {
+                    guard c > cursor else { continue }
+                    cursor = c
+                }
+                switch event["type"]?.stringValue {
+                case "chunk":
+                    let bytes = event["data_b64"]?.stringValue.flatMap { Data(base64Encoded: $0) } ?? Data()
+                    if event["stream"]?.stringValue == "stderr" { err.append(bytes) } else { out.append(bytes) }
+                case "exit":
+                    return event["exit_code"]?.intValue ?? -1
+                case "error":
+                    let message = event["message"]?.stringValue ?? "unknown error"
+                    throw ProviderError(.backend, configuration.redact("exec on VM \(vmID) failed: \(message)"))
+                default:
+                    continue
+                }
+            }
+            // Cut before the exit line: pick the stream up where it stopped.
+            path = "/vm/\(vmID)/exec/stream/attach"
+            request = .object(["exec_id": .string(execID), "cursor": .int(cursor)])
+        }
+        throw ProviderError(.backend, "the exec stream of VM \(vmID) kept ending before the command did")
     }
 
     /// Whether the VM still exists (GET status; 404 means gone).
