@@ -148,7 +148,7 @@ struct SwarmRunner: Sendable {
             break
         }
         let elapsed = ContinuousClock.now - started
-        if result.durationMS == 0 { result.durationMS = Int(elapsed.components.seconds * 1000) }
+        if result.durationMS == 0 { result.durationMS = elapsed.milliseconds }
         try? context.registry.saveSwarmTask(SwarmTaskRecord(
             swarmID: swarmID, index: task.index, status: result.status, exitCode: result.exitCode,
             vmID: result.vmID, commitID: result.commitID))

@@ -88,7 +88,7 @@ struct SwarmMapTool: ToolHandler {
         let summary: Value = .object([
             "total": .int(results.count), "ok": .int(count("ok")), "failed": .int(count("failed")),
             "timeout": .int(count("timeout")), "cancelled": .int(count("cancelled")), "error": .int(count("error")),
-            "duration_ms": .int(Int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)),
+            "duration_ms": .int(elapsed.milliseconds),
             "kept": .array(results.compactMap { $0.vmID.map { .string($0) } }),
         ])
         let failed = plan.mode == .all ? results.contains { $0.status != "ok" } : !results.contains { $0.status == "ok" }

@@ -117,7 +117,7 @@ struct LocalProviderTests {
         try await withLocalProvider { p in
             let vm = try await p.create(VMSpec()).vmID
             let marker = "/root/vs-marker-\(UUID().uuidString.prefix(8))"
-            FileManager.default.createFile(atPath: marker, contents: Data("secret".utf8))
+            #expect(FileManager.default.createFile(atPath: marker, contents: Data("secret".utf8)))
             defer { try? FileManager.default.removeItem(atPath: marker) }
             #expect(try await p.sh(vm, "cat \(marker)").exitCode != 0)
             #expect(try await p.sh(vm, "cat /etc/shadow").exitCode != 0)
@@ -128,4 +128,3 @@ struct LocalProviderTests {
     }
 }
 
-extension DeleteOutcome: Equatable {}

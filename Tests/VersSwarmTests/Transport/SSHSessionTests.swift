@@ -81,7 +81,7 @@ struct SSHSessionTests {
                 // More than sshd's default MaxSessions (10): the rest wait for a channel to close.
                 for i in 0..<16 {
                     group.addTask {
-                        try await VersSSH.blocking { try session.exec("sleep 0.2; echo \(i)", stdin: nil, limit: 1024) { false }.stdout.text }
+                        try await DedicatedThread.run { try session.exec("sleep 0.2; echo \(i)", stdin: nil, limit: 1024) { false }.stdout.text }
                     }
                 }
                 return try await group.reduce(into: Set<String>()) { $0.insert($1) }

@@ -126,13 +126,11 @@ enum HostFS {
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw ProviderError(.backend, "cannot open lock \(path): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
-        let failure: Int32 = await withCheckedContinuation { continuation in
-            Thread {
-                while flock(fd, LOCK_EX) != 0 {
-                    if errno != EINTR { continuation.resume(returning: errno); return }
-                }
-                continuation.resume(returning: 0)
-            }.start()
+        let failure: Int32 = try await DedicatedThread.run {
+            while flock(fd, LOCK_EX) != 0 {
+                if errno != EINTR { return errno }
+            }
+            return 0
         }
         guard failure == 0 else { throw ProviderError(.backend, "cannot lock \(path): \(String(cString: strerror(failure)))") }
         defer { flock(fd, LOCK_UN) }

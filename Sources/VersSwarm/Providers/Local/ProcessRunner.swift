@@ -82,7 +82,7 @@ enum ProcessRunner {
         case .signaled(let signal): status = 128 + Int(signal)
         }
         let elapsed = ContinuousClock.now - started
-        let ms = Int(elapsed.components.seconds * 1000) + Int(elapsed.components.attoseconds / 1_000_000_000_000_000)
+        let ms = elapsed.milliseconds
         return Finished(
             status: status,
             stdout: captures[0],

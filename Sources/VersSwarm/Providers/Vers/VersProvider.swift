@@ -162,7 +162,7 @@ public final class VersProvider: VMProvider {
             code = try await execStreamed(vmID, body: body, timeout: request.timeout, out: &out, err: &err)
         }
         let elapsed = ContinuousClock.now - started
-        let ms = Int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
+        let ms = elapsed.milliseconds
         let timedOut = request.timeout.map { Double(ms) / 1000 >= $0 } == true && code != 0
         return ExecResult(exitCode: timedOut ? ExecResult.timeoutExitCode : code, stdout: out.text, stderr: err.text,
                           durationMS: ms, timedOut: timedOut, truncated: out.truncated || err.truncated)

@@ -68,7 +68,7 @@ actor VersSSH {
 
     private func sendKeepalives() async {
         for (vmID, session) in sessions {
-            _ = try? await Self.blocking { session.keepalive() }
+            _ = try? await DedicatedThread.run { session.keepalive() }
             if session.isDead { sessions.removeValue(forKey: vmID)?.close() }
         }
     }
@@ -79,7 +79,7 @@ actor VersSSH {
         let host = configuration.sshHost(vmID)
         let configuration = self.configuration
         connectionsOpened += 1
-        let session: SSHSession = try await Self.blocking {
+        let session: SSHSession = try await DedicatedThread.run {
             let stream = try CurlStream(host: host, port: 443, tls: configuration.tls, connectTo: configuration.sshConnectTo, timeout: 20)
             return try SSHSession(vmID: vmID, stream: stream, user: "root", privateKey: key, knownHostKey: known, timeout: 20)
         }
@@ -95,15 +95,6 @@ actor VersSSH {
         sessions.removeValue(forKey: vmID)?.close()
         unlink(keyPath(vmID))
         unlink(knownHostPath(vmID))
-    }
-
-    /// Runs blocking work on a dedicated thread.
-    static func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            let thread = Thread { continuation.resume(with: Result { try body() }) }
-            thread.stackSize = 1 << 20
-            thread.start()
-        }
     }
 
     /// Runs a command over SSH; reconnects once when the pooled session died.
@@ -155,7 +146,7 @@ actor VersSSH {
         let deadline = request.timeout.map { started + .seconds($0) }
         let cancelled = Flag()
         let outcome = try await withTaskCancellationHandler {
-            try await Self.blocking {
+            try await DedicatedThread.run {
                 try session.exec(line, stdin: request.stdin, limit: request.maxOutputBytes + 64) {
                     cancelled.isSet || deadline.map { ContinuousClock.now > $0 } == true
                 }
@@ -166,7 +157,7 @@ actor VersSSH {
         let (pid, stderr) = RemoteCommand.splitMarker(outcome.stderr.text)
         if outcome.stopped, let pid {
             // Kill the command's whole process group from a second channel.
-            _ = try? await Self.blocking {
+            _ = try? await DedicatedThread.run {
                 try session.exec(RemoteCommand.kill(processGroup: pid), stdin: nil, limit: 4096) { false }
             }
         }
@@ -177,7 +168,7 @@ actor VersSSH {
         return ExecResult(
             exitCode: timedOut ? ExecResult.timeoutExitCode : code,
             stdout: outcome.stdout.text, stderr: stderr,
-            durationMS: Int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000),
+            durationMS: elapsed.milliseconds,
             timedOut: timedOut, truncated: outcome.stdout.truncated || outcome.stderr.truncated)
     }
 
