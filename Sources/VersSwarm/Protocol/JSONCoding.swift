@@ -41,9 +41,7 @@ public enum JSONCoding {
 
     /// Encodes a value as one compact JSON line (no trailing newline).
     public static func encode(_ value: Value) -> Data {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.withoutEscapingSlashes, .sortedKeys]
-        return (try? encoder.encode(value)) ?? Data("null".utf8)
+        (try? encodeCodable(value)) ?? Data("null".utf8)
     }
 
     /// Encodes a value as a compact JSON string.
@@ -82,7 +80,8 @@ extension Value {
 }
 
 extension JSONCoding {
-    /// Encodes a Codable value as JSON bytes (for files the backends keep).
+    /// Encodes a Codable value as compact JSON bytes: sorted keys, unescaped
+    /// slashes, ISO 8601 dates (protocol lines and the files the backends keep).
     static func encodeCodable<T: Encodable>(_ value: T) throws -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
