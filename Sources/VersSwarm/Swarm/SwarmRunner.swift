@@ -80,6 +80,10 @@ struct SwarmRunner: Sendable {
         }
         // VMs of the first wave no task got to use (the swarm stopped first).
         for vm in await prebranched.drain() { await discard(vm) }
+        if Task.isCancelled {
+            // notifications/cancelled: nothing of the swarm survives, kept VMs included.
+            for vm in (try? context.registry.vms(swarm: swarmID)) ?? [] { await discard(vm.vmID) }
+        }
         return (0..<total).map { i in
             results[i] ?? Result(index: i, status: "cancelled", exitCode: nil, error: "not started: the swarm stopped first")
         }

@@ -74,12 +74,6 @@ struct SwarmMapTool: ToolHandler {
         try context.registry.saveSwarm(record)
         let results = await SwarmRunner(context: context, plan: plan, swarmID: swarmID, commitID: commitID).run()
         let cancelled = Task.isCancelled
-        if cancelled {
-            // notifications/cancelled: nothing of the swarm survives.
-            await uncancellable {
-                for vm in (try? context.registry.vms(swarm: swarmID)) ?? [] { _ = try? await context.deleteVM(vm.vmID) }
-            }
-        }
         record.state = cancelled ? "cancelled" : "done"
         record.finishedAt = Date()
         try? context.registry.saveSwarm(record)

@@ -322,8 +322,10 @@ public final class LocalProvider: VMProvider {
         await cgroups.destroyVM(vmID)
         if let meta, isRunning(meta), let pid = meta.initPID {
             Glibc.kill(pid, SIGKILL)
-            for _ in 0..<200 where HostFS.processStartTime(pid) == meta.initStart {
+            var waits = 0
+            while HostFS.processStartTime(pid) == meta.initStart, waits < 200 {
                 try? await Task.sleep(for: .milliseconds(5))
+                waits += 1
             }
         }
         do {
