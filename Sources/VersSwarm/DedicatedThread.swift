@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// Blocking work (flock, libssh2 loops) on a thread of its own, never on the
 /// cooperative pool: a task blocked there could starve the very task it waits for.
@@ -17,4 +18,11 @@ extension Duration {
     var milliseconds: Int {
         Int(components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000)
     }
+}
+
+/// A flag one task sets and another reads.
+final class Flag: Sendable {
+    private let value = Atomic<Bool>(false)
+    func set() { value.store(true, ordering: .sequentiallyConsistent) }
+    var isSet: Bool { value.load(ordering: .sequentiallyConsistent) }
 }

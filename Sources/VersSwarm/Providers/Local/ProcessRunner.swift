@@ -104,13 +104,6 @@ enum ProcessRunner {
     }
 }
 
-/// A flag one task sets and another reads.
-final class Flag: Sendable {
-    private let value = Atomic<Bool>(false)
-    func set() { value.store(true, ordering: .sequentiallyConsistent) }
-    var isSet: Bool { value.load(ordering: .sequentiallyConsistent) }
-}
-
 /// The PID of a running child, for kill hooks.
 final class ProcessIDBox: Sendable {
     private let value = Atomic<Int32>(0)
