@@ -1,8 +1,11 @@
 /// Builds the shell line sshd runs for one exec. sshd starts every command
 /// in a session (and process group) of its own, led by the user's shell, so
 /// the line reports that shell's PID on stderr — a marker line the reader
-/// strips — and then execs the command in place: a timeout kills the whole
-/// process group from a second channel, and no extra process is spawned.
+/// strips — and ends with the command itself: a timeout kills the whole
+/// process group from a second channel. The command is not `exec`'d: the
+/// shell runs it as it runs `ssh host cmd`, so a builtin such as `true` costs
+/// no exec at all (an external command costs one fork more, and its exit
+/// status is the same: the shell reports a signal as 128+n, as we do).
 enum RemoteCommand {
     /// `s` as one single-quoted POSIX shell word.
     static func quote(_ s: String) -> String {
@@ -21,7 +24,7 @@ enum RemoteCommand {
             line += "cd -- \(cwd) 2>/dev/null || { printf 'vers-swarm: cwd %s: No such file or directory\\n' \(cwd) >&2; exit 126; }; "
         }
         line += request.env.sorted { $0.key < $1.key }.map { "export \($0.key)=\(quote($0.value)); " }.joined()
-        line += "exec " + request.argv.map(quote).joined(separator: " ")
+        line += request.argv.map(quote).joined(separator: " ")
         return line
     }
 

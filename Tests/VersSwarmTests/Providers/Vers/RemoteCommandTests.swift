@@ -7,13 +7,24 @@ struct RemoteCommandTests {
     @Test("the line runs argv verbatim, with env and cwd, and reports its shell's PID first")
     func runsVerbatim() async throws {
         let request = ExecRequest(argv: ["printf", "%s|%s|%s", "a b", "$(id)", "it's"], env: ["GREETING": "hi 'there'"], cwd: "/tmp")
-        let finished = try await ProcessRunner.run("/bin/sh", ["-c", RemoteCommand.line(request) + "; echo unreachable"])
+        let finished = try await ProcessRunner.run("/bin/sh", ["-c", RemoteCommand.line(request)])
         #expect(finished.stdout.text == "a b|$(id)|it's")
         let (pid, rest) = RemoteCommand.splitMarker(finished.stderr.text)
         #expect(pid != nil)
         #expect(rest == "")
         let env = try await ProcessRunner.run("/bin/sh", ["-c", RemoteCommand.line(ExecRequest(argv: ["sh", "-c", "echo \"$GREETING\"; pwd"], env: ["GREETING": "hi 'there'"], cwd: "/tmp"))])
         #expect(env.stdout.text == "hi 'there'\n/tmp\n")
+    }
+
+    @Test("the login shell runs argv as `ssh host cmd` would: a builtin such as `true` needs no exec")
+    func builtinsRunInTheShell() async throws {
+        let finished = try await ProcessRunner.run("/bin/sh", ["-c", RemoteCommand.line(ExecRequest(argv: ["true"]))])
+        #expect(finished.status == 0)
+        #expect(RemoteCommand.splitMarker(finished.stderr.text).pid != nil)
+        let status = try await ProcessRunner.run("/bin/sh", ["-c", RemoteCommand.line(ExecRequest(argv: ["exit", "3"]))])
+        #expect(status.status == 3)
+        let missing = try await ProcessRunner.run("/bin/sh", ["-c", RemoteCommand.line(ExecRequest(argv: ["no-such-program-xyz"]))])
+        #expect(missing.status == 127)
     }
 
     @Test("a missing cwd exits 126 with a message")
