@@ -9,12 +9,12 @@
 //       Wall time of swarm_map running N (32) tasks `sleep 1; echo N` at
 //       concurrency N vs one such task. Goal: ratio ≤ 1.5.
 //
-//   vers-swarm-bench ssh-latency [--execs N]
+//   vers-swarm-bench ssh-latency [--execs N] [--rounds N]
 //       Against the Vers API in VERS_* (scripts/bench-ssh starts the emulator):
 //       per-exec latency of `true` over the pooled libssh2 session vs OpenSSH
 //       with ControlMaster vs a fresh `ssh` each time (same sshd, same user),
-//       vs spawning `sh -c true` locally; and the TCP/TLS handshakes N execs
-//       needed. Goals: ≥3× ControlMaster, ≥50× fresh ssh, within 3× of local,
+//       vs spawning `sh -c true` locally, taking turns in rounds (medians);
+//       and the TCP/TLS handshakes the N pooled execs needed. Goals: ≥3× ControlMaster, ≥50× fresh ssh, within 3× of local,
 //       1 handshake.
 //
 //   vers-swarm-bench registry-stress --home DIR --ops N --tag T
@@ -142,7 +142,7 @@ func perExec(_ count: Int, _ body: () async throws -> Void) async throws -> Doub
     try await elapsed { for _ in 0..<count { try await body() } } / Double(count)
 }
 
-func sshLatency(execs: Int) async throws {
+func sshLatency(execs: Int, rounds: Int) async throws {
     let home = FileManager.default.temporaryDirectory.appendingPathComponent("vs-bench-\(UUID().uuidString.prefix(8))").path
     try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true)
     let provider = try VersProvider(home: home, registryID: "bench", logger: Logger(label: "bench"))
@@ -151,11 +151,6 @@ func sshLatency(execs: Int) async throws {
     let request = ExecRequest(argv: ["true"])
     _ = try await provider.exec(vmID: vm, request)
     let before = await provider.sshConnectionsOpened
-    let pooled = try await perExec(execs) {
-        let r = try await provider.exec(vmID: vm, request)
-        if r.exitCode != 0 { fail("pooled exec of true exited \(r.exitCode): \(r.stderr)") }
-    }
-    let handshakes = await provider.sshConnectionsOpened - before + 1
     let credentials = try await provider.sshCredentials(vmID: vm)
     let proxy = credentials.command.components(separatedBy: "ProxyCommand=")[1].components(separatedBy: "' ")[0]
     let common = ["/usr/bin/ssh", "-i", credentials.keyFile, "-o", "ProxyCommand=\(proxy)", "-o", "StrictHostKeyChecking=no",
@@ -163,19 +158,43 @@ func sshLatency(execs: Int) async throws {
     let control = ["-o", "ControlMaster=auto", "-o", "ControlPath=\(home)/cm-%C", "-o", "ControlPersist=120"]
     let target = ["root@\(credentials.host)", "true"]
     guard try await spawn(common + control + target) == 0 else { fail("OpenSSH could not log in") }
-    let master = try await perExec(execs) { _ = try await spawn(common + control + target) }
+    // The four ways take turns, round after round, so a noisy neighbour slows
+    // them alike; each is summarised by its median time per exec.
+    let perRound = max(1, execs / rounds)
+    let freshPerRound = max(1, perRound / 10)
+    var pooled: [Double] = [], master: [Double] = [], fresh: [Double] = [], local: [Double] = []
+    for _ in 0..<rounds {
+        for _ in 0..<perRound {
+            pooled.append(try await elapsed {
+                let r = try await provider.exec(vmID: vm, request)
+                if r.exitCode != 0 { fail("pooled exec of true exited \(r.exitCode): \(r.stderr)") }
+            })
+        }
+        for _ in 0..<perRound {
+            master.append(try await elapsed {
+                guard try await spawn(common + control + target) == 0 else { fail("OpenSSH ControlMaster exec of true failed") }
+            })
+        }
+        for _ in 0..<freshPerRound {
+            fresh.append(try await elapsed {
+                guard try await spawn(common + target) == 0 else { fail("fresh OpenSSH exec of true failed") }
+            })
+        }
+        for _ in 0..<perRound { local.append(try await elapsed { _ = try await spawn(["/bin/sh", "-c", "true"]) }) }
+    }
+    let handshakes = await provider.sshConnectionsOpened - before + 1
     _ = try? await spawn(common + control + ["-O", "exit", "root@\(credentials.host)"])
-    let freshCount = max(5, execs / 10)
-    let fresh = try await perExec(freshCount) { _ = try await spawn(common + target) }
-    let local = try await perExec(execs) { _ = try await spawn(["/bin/sh", "-c", "true"]) }
     _ = try await provider.delete(vmID: vm)
     try? FileManager.default.removeItem(atPath: home)
-    print(String(format: "ssh-latency: `true` on one VM, %d execs each (fresh ssh: %d), same sshd and user", execs, freshCount))
-    print(String(format: "pooled libssh2 exec: %.2f ms/exec", pooled * 1000))
-    print(String(format: "OpenSSH ControlMaster / pooled libssh2: %.1fx  (goal: >= 3)", master / pooled))
-    print(String(format: "fresh OpenSSH / pooled libssh2: %.1fx  (goal: >= 50)", fresh / pooled))
-    print(String(format: "pooled libssh2 / local `sh -c true`: %.1fx  (goal: <= 3)", pooled / local))
-    print("TCP/TLS handshakes for \(execs + 1) execs on one VM: \(handshakes)  (goal: 1)")
+    let (p, m, f, l) = (median(pooled), median(master), median(fresh), median(local))
+    print(String(format: "ssh-latency: `true` on one VM, %d rounds of %d execs each way (fresh ssh: %d), same sshd and user; medians",
+                 rounds, perRound, freshPerRound))
+    print(String(format: "pooled libssh2 exec: %.2f ms; ControlMaster: %.2f ms; fresh ssh: %.1f ms; local sh -c true: %.2f ms",
+                 p * 1000, m * 1000, f * 1000, l * 1000))
+    print(String(format: "OpenSSH ControlMaster / pooled libssh2: %.1fx  (goal: >= 3)", m / p))
+    print(String(format: "fresh OpenSSH / pooled libssh2: %.1fx  (goal: >= 50)", f / p))
+    print(String(format: "pooled libssh2 / local `sh -c true`: %.1fx  (goal: <= 3)", p / l))
+    print("TCP/TLS handshakes for \(pooled.count + 1) execs on one VM: \(handshakes)  (goal: 1)")
 }
 
 func option(_ name: String, in args: [String]) -> String? {
@@ -196,7 +215,7 @@ do {
     case "swarm-map":
         try await swarmMap(rounds: rounds ?? 3, tasks: option("--tasks", in: args).flatMap(Int.init) ?? 32)
     case "ssh-latency":
-        try await sshLatency(execs: option("--execs", in: args).flatMap(Int.init) ?? 100)
+        try await sshLatency(execs: option("--execs", in: args).flatMap(Int.init) ?? 100, rounds: rounds ?? 5)
     case "registry-stress":
         guard let home = option("--home", in: args), let ops = option("--ops", in: args).flatMap(Int.init),
               let tag = option("--tag", in: args) else { fail("registry-stress needs --home, --ops and --tag") }
