@@ -180,7 +180,7 @@ def test_notifications_get_no_response(server: RawServer) -> None:
 
 
 def test_ids_are_echoed_exactly(server: RawServer) -> None:
-    ids: list[Any] = ["abc", "", "1", 1, 0, -7, 2**53 - 1, "ïd-☃", "x" * 200]
+    ids: list[Any] = ["abc", "", "1", 1, 0, -7, 2**53 - 1, 1.5, -0.25, "ïd-☃", "x" * 200]
     for mid in ids:
         server.send({"jsonrpc": "2.0", "id": mid, "method": "ping"})
     for mid in ids:

@@ -33,7 +33,7 @@ enum Incoming {
         if let raw = object["id"] {
             switch raw {
             case .string, .int: id = raw
-            case .double(let d) where d.rounded() == d: id = raw
+            case .double(let d) where d.isFinite: id = raw  // JSON-RPC: fractions are discouraged, not invalid
             case .null: break
             default:
                 self = .invalid(id: .null, error: .invalidRequest("id must be a string or a number"))
