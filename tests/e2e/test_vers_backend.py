@@ -567,6 +567,47 @@ def test_exec_survives_sshd_killed_mid_command(rig: VersRig) -> None:
     assert rig.live() == rig.baseline
 
 
+def test_connection_reset_mid_command_never_runs_it_twice(rig: VersRig) -> None:
+    """The network drops the SSH connection while a command runs (sshd stays
+    up): the call answers with an error naming the unknown outcome, and the
+    command is not sent again on a fresh connection."""
+    srv = rig.serve()
+    vm_id = rig.create(srv)
+    try:
+        assert srv.sh(vm_id, "echo warm") == "warm\n"
+        mid = srv.next_id()
+        srv.send({"jsonrpc": "2.0", "id": mid, "method": "exec",
+                  "params": {"vm_id": vm_id, "command": "echo ran >> /root/runs; sleep 3", "timeout_s": 60}})
+        poll(lambda: srv.sh(vm_id, "cat /root/runs 2>/dev/null || true"), lambda out: out == "ran\n",
+             "the command to start")
+        rig.emu.drop_connections(vm_id)
+        resp = srv.wait_response(mid, timeout=TIMEOUT)
+        assert "error" in resp, f"an exec whose connection was cut reported a result: {resp!r:.2000}"
+        assert "not run again" in resp["error"]["message"], resp
+        time.sleep(4)  # longer than the command: a second run would have appended by now
+        assert srv.sh(vm_id, "cat /root/runs") == "ran\n", "the command ran twice"
+    finally:
+        rig.delete(srv, [vm_id])
+    assert rig.live() == rig.baseline
+
+
+def test_stale_pooled_connection_is_replaced_before_the_command_runs(rig: VersRig) -> None:
+    """A pooled connection the network dropped while idle: the next exec
+    notices before its command started, reconnects, and runs it once."""
+    srv = rig.serve()
+    vm_id = rig.create(srv)
+    try:
+        assert srv.sh(vm_id, "echo warm") == "warm\n"
+        before = rig.emu.counters()["tls_handshakes"]
+        rig.emu.drop_connections(vm_id)
+        out = srv.exec(vm_id, "echo once >> /root/stale; cat /root/stale")
+        assert out["exit_code"] == 0 and out["stdout"] == "once\n", out
+        assert rig.emu.counters()["tls_handshakes"] == before + 1
+    finally:
+        rig.delete(srv, [vm_id])
+    assert rig.live() == rig.baseline
+
+
 def _vm_deleted_behind(rig: VersRig) -> tuple[RawServer, str]:
     """A server and a VM it knew (key cached, SSH session pooled) that the service then deleted."""
     srv = rig.serve()

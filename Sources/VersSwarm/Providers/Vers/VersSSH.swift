@@ -97,14 +97,15 @@ actor VersSSH {
         unlink(knownHostPath(vmID))
     }
 
-    /// Runs a command over SSH; reconnects once when the pooled session died.
-    /// `stillThere` asks the API whether the VM exists: a VM that is still
-    /// booting (or restarting its sshd) gets retried connections for up to
-    /// 10 s; a deleted one stops the retries at once.
+    /// Runs a command over SSH; reconnects once when the pooled session died
+    /// before the server accepted the command (a command that may have run is
+    /// never sent twice). `stillThere` asks the API whether the VM exists: a
+    /// VM that is still booting (or restarting its sshd) gets retried
+    /// connections for up to 10 s; a deleted one stops the retries at once.
     func exec(_ vmID: String, _ request: ExecRequest, stillThere: @escaping @Sendable () async -> Bool) async throws -> ExecResult {
         do {
             return try await execOnce(vmID, request, session: try await connected(vmID, fresh: false, stillThere))
-        } catch let error as SSHError where error.sessionDead {
+        } catch let error as SSHError where error.sessionDead && !error.commandStarted {
             return try await execOnce(vmID, request, session: try await connected(vmID, fresh: true, stillThere))
         }
     }

@@ -6,8 +6,12 @@ public struct SSHError: Error, Sendable, CustomStringConvertible {
     public var message: String
     /// True when the session is unusable and a new one may succeed.
     public var sessionDead: Bool
+    /// True once the server accepted the exec request: the command may have
+    /// run (in part), so it must not be sent again.
+    public var commandStarted = false
 
     public var description: String {
         "SSH to VM \(vmID) failed at \(step): \(message)\(code != 0 ? " (libssh2 \(code))" : "")"
+            + (commandStarted ? "; the command had started, so it was not run again: its outcome is unknown" : "")
     }
 }

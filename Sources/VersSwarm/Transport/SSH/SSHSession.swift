@@ -180,6 +180,18 @@ final class SSHSession: @unchecked Sendable {
         try call("exec", deadline: setupDeadline) { vs_ssh_channel_exec(channel, command) }
         setupLock.unlock()
         setupHeld = false
+        do {
+            return try run(channel, stdin: stdin, limit: limit, stop: stop)
+        } catch {
+            var started = error
+            started.commandStarted = true
+            throw started
+        }
+    }
+
+    /// Feeds stdin to a command the server has started and collects its
+    /// output and exit status.
+    private func run(_ channel: OpaquePointer, stdin: [UInt8]?, limit: Int, stop: () -> Bool) throws(SSHError) -> ExecOutcome {
 
         var out = OutputCapture(limit: limit)
         var err = OutputCapture(limit: limit)
@@ -232,7 +244,7 @@ final class SSHSession: @unchecked Sendable {
             }
         }
         if !stopped {
-            try call("send EOF", deadline: setupDeadline) { vs_ssh_channel_eof_sent(channel) }
+            try call("send EOF", deadline: ContinuousClock.now + .seconds(30)) { vs_ssh_channel_eof_sent(channel) }
         }
         warmStep()
 
