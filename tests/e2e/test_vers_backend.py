@@ -393,6 +393,27 @@ def test_create_is_not_retried_on_503(rig: VersRig) -> None:
     assert tool_ok(srv, "list_vms", {}) == {"vms": []}
 
 
+def test_create_whose_answer_was_lost_finds_its_vm(rig: VersRig) -> None:
+    """The service made the VM but the answer was lost (a proxy 504 after the
+    work was done): create_vm is not retried, finds that VM by its request
+    label and returns it, so nothing is left unrecorded."""
+    srv = rig.serve()
+    rig.emu.add_faults({"match": r"^POST /api/v1/vm/new_root$", "status": 504, "apply": True, "times": 1})
+    before = rig.counters()
+    created = tool_ok(srv, "create_vm", {})
+    after = rig.counters()
+    assert requests_of(after, NEW_ROOT) - requests_of(before, NEW_ROOT) == 1, "create_vm was retried"
+    vm_id = created["vm_id"]
+    assert any("lost" in w for w in created.get("warnings", [])), created
+    try:
+        assert rig.live() == rig.baseline + 1
+        assert [v["vm_id"] for v in tool_ok(srv, "list_vms", {})["vms"]] == [vm_id]
+        assert srv.sh(vm_id, "echo found") == "found\n"
+    finally:
+        rig.delete(srv, [vm_id])
+    assert rig.live() == rig.baseline
+
+
 def test_html_502_page_gives_a_precise_error(rig: VersRig) -> None:
     srv = rig.serve()
     rig.emu.add_faults({"match": r"^POST /api/v1/vm/new_root$", "status": 502, "times": 1,

@@ -175,4 +175,7 @@ public enum VMLabel {
     public static let owner = "vers-swarm.owner"
     public static let session = "vers-swarm.session"
     public static let swarm = "vers-swarm.swarm"
+    /// A token naming the one create call that made the VM, so a VM whose
+    /// create answer was lost can be found.
+    public static let request = "vers-swarm.request"
 }

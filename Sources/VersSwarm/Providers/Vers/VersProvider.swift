@@ -38,18 +38,31 @@ public final class VersProvider: VMProvider {
     // MARK: - Lifecycle
 
     public func create(_ spec: VMSpec) async throws -> CreatedVM {
-        var config: [String: Value] = ["labels": .object((baseLabels.merging(spec.labels) { _, new in new }).mapValues { .string($0) })]
+        let request = UUID().uuidString.lowercased()
+        let labels = baseLabels.merging(spec.labels) { _, new in new }.merging([VMLabel.request: request]) { _, new in new }
+        var config: [String: Value] = ["labels": .object(labels.mapValues { .string($0) })]
         if let v = spec.vcpuCount { config["vcpu_count"] = .int(v) }
         if let m = spec.memSizeMiB { config["mem_size_mib"] = .int(m) }
         if let f = spec.fsSizeMiB { config["fs_size_mib"] = .int(f) }
         if let image = spec.image { config["image_name"] = .string(image) }
-        // Never retried blindly: a second try could make a second VM.
-        let reply = try await api.call("POST", "/vm/new_root", query: ["wait_boot": "true"],
-                                       body: .object(["vm_config": .object(config)]), retry: .never, timeout: 600)
-        guard let id = reply.json?["vm_id"]?.stringValue else {
-            throw ProviderError(.backend, "the Vers API created a VM but returned no vm_id: \(VersAPI.snippet(reply.text)); list_vms and gc --reconcile find it")
+        // Never retried blindly: a second try could make a second VM. When the
+        // answer is lost instead (a proxy time-out, a dropped connection, a
+        // garbled body), the VM may exist all the same: find it by its label.
+        let failure: ProviderError
+        do {
+            let reply = try await api.call("POST", "/vm/new_root", query: ["wait_boot": "true"],
+                                           body: .object(["vm_config": .object(config)]), retry: .never, timeout: 600)
+            if let id = reply.json?["vm_id"]?.stringValue { return CreatedVM(vmID: id, warnings: []) }
+            failure = ProviderError(.backend, "the Vers API answered the create with no vm_id: \(VersAPI.snippet(reply.text))")
+        } catch let error as ProviderError where error.kind == .backend {
+            failure = error
         }
-        return CreatedVM(vmID: id, warnings: [])
+        try await Task.sleep(for: .seconds(1))
+        if let made = try? await list().first(where: { $0.labels[VMLabel.request] == request }) {
+            logger.warning("the create answer was lost; found the VM it made", metadata: ["vm_id": "\(made.vmID)", "error": "\(failure)"])
+            return CreatedVM(vmID: made.vmID, warnings: ["the Vers API's answer to the create was lost (\(failure.message)); the VM it made was found by its request label and is this one"])
+        }
+        throw ProviderError(.backend, failure.message + "; no VM of this create call is listed (should one appear later, `vers-swarm gc --reconcile` records it for list_vms and delete)")
     }
 
     public func commit(vmID: String, name: String?, description: String?) async throws -> String {
