@@ -519,6 +519,55 @@ def test_partial_branch_is_rolled_back(own_rig: VersRig) -> None:
     assert rig.live() == 0
 
 
+BRANCH_FAULT = r"^POST /api/v1/vm/branch/by_commit/[^/]+$"
+
+
+def test_branch_whose_answer_was_lost_leaves_nothing_behind(rig: VersRig) -> None:
+    """The service made the children but the answer was lost (a proxy 504
+    after the work was done): branch is not retried, finds the unlabelled
+    children of the commit and deletes them with the rest of the failed
+    branch, so none stays billed and unseen."""
+    srv = rig.serve()
+    golden = None
+    try:
+        golden, commit_id = make_golden_commit(rig, srv)
+        rig.emu.add_faults({"match": BRANCH_FAULT, "status": 504, "apply": True, "times": 1})
+        before = rig.counters()
+        msg = tool_error_text(srv.call_tool_raw("branch", {"from": commit_id, "count": 3}), "branch under a lost answer")
+        after = rig.counters()
+        branches = "POST /api/v1/vm/branch/by_commit/{commit_id}"
+        assert requests_of(after, branches) - requests_of(before, branches) == 1, "branch was retried"
+        assert "504" in msg and "3 VM(s) it made anyway were found" in msg and "deleted" in msg, msg
+        assert rig.live() == rig.baseline + 1, f"children of the lost branch are still live: {rig.live() - rig.baseline - 1}"
+        assert [v["vm_id"] for v in tool_ok(srv, "list_vms", {})["vms"]] == [golden]
+    finally:
+        if golden:
+            rig.delete(srv, [golden])
+    assert rig.live() == rig.baseline
+
+
+def test_swarm_map_uses_the_vms_of_a_lost_branch_answer(rig: VersRig) -> None:
+    srv = rig.serve()
+    golden = None
+    try:
+        golden, commit_id = make_golden_commit(rig, srv)
+        rig.emu.add_faults({"match": BRANCH_FAULT, "status": 504, "apply": True, "times": 1})
+        before = rig.counters()
+        result = srv.call_tool("swarm_map", {"from": commit_id, "tasks": ["cat /root/golden"] * 3, "concurrency": 3},
+                               timeout=4 * TIMEOUT)
+        sc = result["structuredContent"]
+        assert not result.get("isError") and sc["summary"]["ok"] == 3, json.dumps(sc)[:3000]
+        assert all(r["stdout"] == "golden\n" for r in sc["results"]), sc["results"]
+        branches = "POST /api/v1/vm/branch/by_commit/{commit_id}"
+        assert requests_of(rig.counters(), branches) - requests_of(before, branches) == 1, \
+            "the swarm branched again instead of using the VMs the lost answer made"
+        assert rig.live() == rig.baseline + 1, f"the swarm left {rig.live() - rig.baseline - 1} VM(s) live"
+    finally:
+        if golden:
+            rig.delete(srv, [golden])
+    assert rig.live() == rig.baseline
+
+
 def test_swarm_map_queues_within_the_quota(own_rig: VersRig) -> None:
     rig = own_rig
     srv = rig.serve()

@@ -80,6 +80,8 @@ public struct ProviderVM: Sendable {
     public var creator: Owner?
     /// Labels the backend keeps on it (Vers).
     public var labels: [String: String] = [:]
+    /// When the backend made it, when it says (Vers).
+    public var createdAt: Date?
 }
 
 /// The result of a delete.

@@ -84,27 +84,66 @@ public final class VersProvider: VMProvider {
         var made: [String] = []
         while made.count < count {
             let n = min(count - made.count, Self.maxBranchPerCall)
-            let reply: VersAPI.Reply
+            let started = Date()
+            var ids: [String] = []
+            var failure: ProviderError?
             do {
-                reply = try await api.call("POST", "/vm/branch/by_commit/\(commitID)", query: ["count": String(n)],
-                                           retry: .never, accept: [400, 403, 404, 409, 500, 503], timeout: 600)
+                let reply = try await api.call("POST", "/vm/branch/by_commit/\(commitID)", query: ["count": String(n)],
+                                               retry: .never, accept: [400, 403, 404, 409, 500, 503], timeout: 600)
+                ids = Self.vmIDs(in: reply.json)
+                if !(200..<300).contains(reply.status) {
+                    let message = reply.json?["error"]?.stringValue ?? VersAPI.snippet(reply.text)
+                    let kind: ToolError.Kind = message.lowercased().contains("limit") ? .quota : reply.status == 404 ? .notFound : .backend
+                    failure = ProviderError(kind, "branch from \(commitID) failed after \(made.count + ids.count) VM(s) (\(reply.status)): \(configuration.redact(message))")
+                } else if ids.isEmpty {
+                    failure = ProviderError(.backend, "the Vers API answered the branch with no VMs")
+                }
             } catch {
-                return BranchOutcome(vmIDs: made, failure: error as? ProviderError ?? ProviderError(.backend, "\(error)"))
+                failure = error as? ProviderError ?? ProviderError(.backend, "\(error)")
             }
-            let ids = Self.vmIDs(in: reply.json)
+            if ids.isEmpty, let lost = failure, lost.kind == .backend {
+                // The answer may have been lost after the service made VMs (a proxy
+                // time-out, a dropped connection): children carry no labels, so
+                // find them by parent, or they would stay billed and unseen.
+                ids = await lostChildren(of: commitID, since: started, atMost: n)
+                if !ids.isEmpty { failure = ProviderError(.backend, lost.message + " (\(ids.count) VM(s) it made anyway were found)") }
+            }
             made += ids
             // Children do not inherit labels: set ours on each.
             for id in ids { await label(id, [:]) }
-            if !(200..<300).contains(reply.status) {
-                let message = reply.json?["error"]?.stringValue ?? VersAPI.snippet(reply.text)
-                let kind: ToolError.Kind = message.lowercased().contains("limit") ? .quota : reply.status == 404 ? .notFound : .backend
-                return BranchOutcome(vmIDs: made, failure: ProviderError(kind, "branch from \(commitID) failed after \(made.count) VM(s) (\(reply.status)): \(configuration.redact(message))"))
-            }
-            if ids.isEmpty {
-                return BranchOutcome(vmIDs: made, failure: ProviderError(.backend, "the Vers API answered the branch with no VMs"))
-            }
+            if let failure { return BranchOutcome(vmIDs: made, failure: failure) }
         }
         return BranchOutcome(vmIDs: made, failure: nil)
+    }
+
+    /// VMs a branch call made although its answer was lost: this owner's VMs
+    /// that carry no vers-swarm label yet, were made from `commitID` (the
+    /// metadata's parent) and not before the call. More than `atMost` is
+    /// not ours to judge: none are taken then.
+    private func lostChildren(of commitID: String, since: Date, atMost: Int) async -> [String] {
+        try? await Task.sleep(for: .seconds(1))
+        guard let vms = try? await list() else { return [] }
+        let earliest = since.addingTimeInterval(-120)  // allows for clock skew
+        var found: [String] = []
+        for vm in vms where vm.labels[VMLabel.owner] == nil && (vm.createdAt.map { $0 >= earliest } ?? true) {
+            guard let meta = try? await api.call("GET", "/vm/\(vm.vmID)/metadata", retry: .idempotent),
+                  meta.json?["parent_commit_id"]?.stringValue == commitID else { continue }
+            found.append(vm.vmID)
+        }
+        if found.count > atMost {
+            logger.warning("more unlabelled VMs from the commit than the lost branch asked for; leaving them", metadata: ["commit_id": "\(commitID)", "found": "\(found.count)"])
+            return []
+        }
+        return found
+    }
+
+    /// An RFC 3339 time, with or without fractional seconds.
+    static func parseTime(_ text: String) -> Date? {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        if let date = formatter.date(from: text) { return date }
+        formatter.formatOptions = [.withInternetDateTime]
+        return formatter.date(from: text)
     }
 
     public func tag(vmID: String, session: String?, swarm: String?) async {
@@ -247,7 +286,8 @@ public final class VersProvider: VMProvider {
         return items.compactMap { item in
             guard let id = item["vm_id"]?.stringValue, item["owner_id"]?.stringValue.map({ $0 == configuration.ownerID }) ?? true else { return nil }
             return ProviderVM(vmID: id, state: item["state"]?.stringValue ?? "unknown", creator: nil,
-                              labels: (item["labels"]?.objectValue ?? [:]).compactMapValues(\.stringValue))
+                              labels: (item["labels"]?.objectValue ?? [:]).compactMapValues(\.stringValue),
+                              createdAt: item["created_at"]?.stringValue.flatMap(Self.parseTime))
         }
     }
 
