@@ -21,6 +21,7 @@ wall-clock durations.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -495,12 +496,22 @@ def make_golden_commit(rig: VersRig, srv: RawServer) -> tuple[str, str]:
     return vm_id, out["commit_id"]
 
 
+@contextlib.contextmanager
+def golden_commit(rig: VersRig) -> Iterator[tuple[RawServer, str, str]]:
+    """(server, golden VM id, commit id); afterwards the golden VM is deleted
+    and nothing else the test made may still be live."""
+    srv = rig.serve()
+    golden, commit_id = make_golden_commit(rig, srv)
+    try:
+        yield srv, golden, commit_id
+    finally:
+        rig.delete(srv, [golden])
+    assert rig.live() == rig.baseline
+
+
 def test_partial_branch_is_rolled_back(own_rig: VersRig) -> None:
     rig = own_rig
-    srv = rig.serve()
-    golden = None
-    try:
-        golden, commit_id = make_golden_commit(rig, srv)
+    with golden_commit(rig) as (srv, golden, commit_id):
         assert rig.live() == 1
         before = rig.counters()
         msg = tool_error_text(srv.call_tool_raw("branch", {"from": commit_id, "count": 10}, timeout=4 * TIMEOUT),
@@ -513,10 +524,6 @@ def test_partial_branch_is_rolled_back(own_rig: VersRig) -> None:
         assert rig.live() == 1, f"VMs of the partial branch are still live: {rig.live() - 1}"
         listed = [v["vm_id"] for v in tool_ok(srv, "list_vms", {})["vms"]]
         assert listed == [golden], f"list_vms after the failed branch: {listed}"
-    finally:
-        if golden:
-            rig.delete(srv, [golden])
-    assert rig.live() == 0
 
 
 BRANCH_FAULT = r"^POST /api/v1/vm/branch/by_commit/[^/]+$"
@@ -527,10 +534,7 @@ def test_branch_whose_answer_was_lost_leaves_nothing_behind(rig: VersRig) -> Non
     after the work was done): branch is not retried, finds the unlabelled
     children of the commit and deletes them with the rest of the failed
     branch, so none stays billed and unseen."""
-    srv = rig.serve()
-    golden = None
-    try:
-        golden, commit_id = make_golden_commit(rig, srv)
+    with golden_commit(rig) as (srv, golden, commit_id):
         rig.emu.add_faults({"match": BRANCH_FAULT, "status": 504, "apply": True, "times": 1})
         before = rig.counters()
         msg = tool_error_text(srv.call_tool_raw("branch", {"from": commit_id, "count": 3}), "branch under a lost answer")
@@ -540,17 +544,10 @@ def test_branch_whose_answer_was_lost_leaves_nothing_behind(rig: VersRig) -> Non
         assert "504" in msg and "3 VM(s) it made anyway were found" in msg and "deleted" in msg, msg
         assert rig.live() == rig.baseline + 1, f"children of the lost branch are still live: {rig.live() - rig.baseline - 1}"
         assert [v["vm_id"] for v in tool_ok(srv, "list_vms", {})["vms"]] == [golden]
-    finally:
-        if golden:
-            rig.delete(srv, [golden])
-    assert rig.live() == rig.baseline
 
 
 def test_swarm_map_uses_the_vms_of_a_lost_branch_answer(rig: VersRig) -> None:
-    srv = rig.serve()
-    golden = None
-    try:
-        golden, commit_id = make_golden_commit(rig, srv)
+    with golden_commit(rig) as (srv, golden, commit_id):
         rig.emu.add_faults({"match": BRANCH_FAULT, "status": 504, "apply": True, "times": 1})
         before = rig.counters()
         result = srv.call_tool("swarm_map", {"from": commit_id, "tasks": ["cat /root/golden"] * 3, "concurrency": 3},
@@ -562,18 +559,11 @@ def test_swarm_map_uses_the_vms_of_a_lost_branch_answer(rig: VersRig) -> None:
         assert requests_of(rig.counters(), branches) - requests_of(before, branches) == 1, \
             "the swarm branched again instead of using the VMs the lost answer made"
         assert rig.live() == rig.baseline + 1, f"the swarm left {rig.live() - rig.baseline - 1} VM(s) live"
-    finally:
-        if golden:
-            rig.delete(srv, [golden])
-    assert rig.live() == rig.baseline
 
 
 def test_swarm_map_queues_within_the_quota(own_rig: VersRig) -> None:
     rig = own_rig
-    srv = rig.serve()
-    golden = None
-    try:
-        golden, commit_id = make_golden_commit(rig, srv)
+    with golden_commit(rig) as (srv, golden, commit_id):
         args = {"from": commit_id, "tasks": [f"echo {n}" for n in range(12)], "concurrency": 12}
         result = srv.call_tool("swarm_map", args, timeout=6 * TIMEOUT)
         sc = result["structuredContent"]
@@ -587,10 +577,6 @@ def test_swarm_map_queues_within_the_quota(own_rig: VersRig) -> None:
         assert rig.live() == 1, f"the swarm left {rig.live() - 1} VM(s) live"
         listed = [v["vm_id"] for v in tool_ok(srv, "list_vms", {})["vms"]]
         assert listed == [golden], listed
-    finally:
-        if golden:
-            rig.delete(srv, [golden])
-    assert rig.live() == 0
 
 
 # --------------------------------------------------------------------------- 8, 9: sshd dies, VM vanishes
