@@ -2,10 +2,12 @@
 /// in a session (and process group) of its own, led by the user's shell, so
 /// the line reports that shell's PID on stderr — a marker line the reader
 /// strips — and ends with the command itself: a timeout kills the whole
-/// process group from a second channel. The command is not `exec`'d: the
-/// shell runs it as it runs `ssh host cmd`, so a builtin such as `true` costs
-/// no exec at all (an external command costs one fork more, and its exit
-/// status is the same: the shell reports a signal as 128+n, as we do).
+/// process group from a second channel. A program named by a path (such as
+/// `/bin/sh` for string commands) is `exec`'d in the shell's place, saving a
+/// fork; a bare name is left to the shell as `ssh host cmd` leaves it, so a
+/// builtin such as `true` costs no exec at all (an external one costs a fork,
+/// and its exit status is the same: the shell reports a signal as 128+n, as
+/// we do).
 enum RemoteCommand {
     /// `s` as one single-quoted POSIX shell word.
     static func quote(_ s: String) -> String {
@@ -24,6 +26,7 @@ enum RemoteCommand {
             line += "cd -- \(cwd) 2>/dev/null || { printf 'vers-swarm: cwd %s: No such file or directory\\n' \(cwd) >&2; exit 126; }; "
         }
         line += request.env.sorted { $0.key < $1.key }.map { "export \($0.key)=\(quote($0.value)); " }.joined()
+        if request.argv.first?.contains("/") == true { line += "exec " }
         line += request.argv.map(quote).joined(separator: " ")
         return line
     }

@@ -27,6 +27,13 @@ struct RemoteCommandTests {
         #expect(missing.status == 127)
     }
 
+    @Test("a program named by a path runs in the shell's own process: no fork")
+    func pathProgramReplacesTheShell() async throws {
+        let finished = try await ProcessRunner.run("/bin/sh", ["-c", RemoteCommand.line(ExecRequest(argv: ["/bin/sh", "-c", "echo $$"]))])
+        let pid = try #require(RemoteCommand.splitMarker(finished.stderr.text).pid)
+        #expect(finished.stdout.text == "\(pid)\n")
+    }
+
     @Test("a missing cwd exits 126 with a message")
     func missingCwd() async throws {
         let finished = try await ProcessRunner.run("/bin/sh", ["-c", RemoteCommand.line(ExecRequest(argv: ["true"], cwd: "/no/such dir"))])
