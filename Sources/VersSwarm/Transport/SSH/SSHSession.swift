@@ -192,7 +192,6 @@ final class SSHSession: @unchecked Sendable {
     /// Feeds stdin to a command the server has started and collects its
     /// output and exit status.
     private func run(_ channel: OpaquePointer, stdin: [UInt8]?, limit: Int, stop: () -> Bool) throws(SSHError) -> ExecOutcome {
-
         var out = OutputCapture(limit: limit)
         var err = OutputCapture(limit: limit)
         var buffer = [CChar](repeating: 0, count: 32 << 10)
