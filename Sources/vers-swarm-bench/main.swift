@@ -148,7 +148,8 @@ func sshLatency(execs: Int, rounds: Int) async throws {
     let provider = try VersProvider(home: home, registryID: "bench", logger: Logger(label: "bench"))
     let vm = try await provider.create(VMSpec()).vmID
     defer { Task { _ = try? await provider.delete(vmID: vm) } }
-    let request = ExecRequest(argv: ["true"])
+    // What the exec tool sends for {"command": "true"}: the same shell command line as `ssh host true`.
+    let request = ExecRequest(argv: ExecRequest.shellArgv("true"))
     _ = try await provider.exec(vmID: vm, request)
     let before = await provider.sshConnectionsOpened
     let credentials = try await provider.sshCredentials(vmID: vm)

@@ -49,6 +49,16 @@ public struct ExecRequest: Sendable {
 
     /// 256 KiB per stream unless the caller asks otherwise.
     public static let defaultMaxOutputBytes = 256 << 10
+
+    /// The argv of a string command: `/bin/sh -c command`.
+    public static func shellArgv(_ command: String) -> [String] {
+        ["/bin/sh", "-c", command]
+    }
+
+    /// The command of a string command (argv exactly `/bin/sh -c CMD`).
+    public var shellScript: String? {
+        argv.count == 3 && argv == Self.shellArgv(argv[2]) ? argv[2] : nil
+    }
 }
 
 /// What a command did.

@@ -71,7 +71,7 @@ struct SwarmPlan: Sendable {
                 if text.contains("\0") { throw RPCError.invalidParams("\(arguments.path(of: "inputs"))[\(i)]", "must not contain NUL") }
                 let command = template.replacingOccurrences(of: "{input}", with: Self.shellQuote(text))
                     .replacingOccurrences(of: "{index}", with: String(i))
-                tasks.append(Task(index: i, request: ExecRequest(argv: ["/bin/sh", "-c", command], timeout: timeout, maxOutputBytes: maxOutput), session: nil))
+                tasks.append(Task(index: i, request: ExecRequest(argv: ExecRequest.shellArgv(command), timeout: timeout, maxOutputBytes: maxOutput), session: nil))
             }
         case (.some, .some):
             throw arguments.fail("template", "give tasks or template + inputs, not both")

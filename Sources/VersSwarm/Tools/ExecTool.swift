@@ -54,7 +54,7 @@ struct ExecTool: ToolHandler {
             guard !command.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
                 throw arguments.fail("command", "must not be empty")
             }
-            argv = ["/bin/sh", "-c", command]
+            argv = ExecRequest.shellArgv(command)
         case .array?:
             let items = try arguments.strings("command") ?? []
             guard let first = items.first, !first.isEmpty else {

@@ -1,13 +1,14 @@
 /// Builds the shell line sshd runs for one exec. sshd starts every command
-/// in a session (and process group) of its own, led by the user's shell, so
-/// the line reports that shell's PID on stderr — a marker line the reader
-/// strips — and ends with the command itself: a timeout kills the whole
-/// process group from a second channel. A program named by a path (such as
-/// `/bin/sh` for string commands) is `exec`'d in the shell's place, saving a
-/// fork; a bare name is left to the shell as `ssh host cmd` leaves it, so a
-/// builtin such as `true` costs no exec at all (an external one costs a fork,
-/// and its exit status is the same: the shell reports a signal as 128+n, as
-/// we do).
+/// in a session (and process group) of its own, led by the user's login
+/// shell, so the line reports that shell's PID on stderr — a marker line the
+/// reader strips — and then runs the command in that shell's place: a
+/// timeout kills the whole process group from a second channel.
+///
+/// An argv is `exec`'d, so it runs as that program exactly (never a shell
+/// builtin of the same name). A string command (`/bin/sh -c CMD`) runs in
+/// the login shell itself when that shell is `sh` — what `sh -c` would do,
+/// without starting a second shell, so `true` costs no exec at all, as with
+/// `ssh host true` — and under `exec /bin/sh -c` when it is another shell.
 enum RemoteCommand {
     /// `s` as one single-quoted POSIX shell word.
     static func quote(_ s: String) -> String {
@@ -26,8 +27,12 @@ enum RemoteCommand {
             line += "cd -- \(cwd) 2>/dev/null || { printf 'vers-swarm: cwd %s: No such file or directory\\n' \(cwd) >&2; exit 126; }; "
         }
         line += request.env.sorted { $0.key < $1.key }.map { "export \($0.key)=\(quote($0.value)); " }.joined()
-        if request.argv.first?.contains("/") == true { line += "exec " }
-        line += request.argv.map(quote).joined(separator: " ")
+        if let script = request.shellScript {
+            // sshd names the shell by its file name in $0: "sh" for /bin/sh.
+            line += "if [ \"$0\" = sh ]; then eval \(quote(script)); else exec /bin/sh -c \(quote(script)); fi"
+        } else {
+            line += "exec " + request.argv.map(quote).joined(separator: " ")
+        }
         return line
     }
 

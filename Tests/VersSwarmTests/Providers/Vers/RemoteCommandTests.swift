@@ -7,7 +7,7 @@ struct RemoteCommandTests {
     @Test("the line runs argv verbatim, with env and cwd, and reports its shell's PID first")
     func runsVerbatim() async throws {
         let request = ExecRequest(argv: ["printf", "%s|%s|%s", "a b", "$(id)", "it's"], env: ["GREETING": "hi 'there'"], cwd: "/tmp")
-        let finished = try await ProcessRunner.run("/bin/sh", ["-c", RemoteCommand.line(request)])
+        let finished = try await ProcessRunner.run("/bin/sh", ["-c", RemoteCommand.line(request) + "; echo unreachable"])
         #expect(finished.stdout.text == "a b|$(id)|it's")
         let (pid, rest) = RemoteCommand.splitMarker(finished.stderr.text)
         #expect(pid != nil)
@@ -16,22 +16,32 @@ struct RemoteCommandTests {
         #expect(env.stdout.text == "hi 'there'\n/tmp\n")
     }
 
-    @Test("the login shell runs argv as `ssh host cmd` would: a builtin such as `true` needs no exec")
-    func builtinsRunInTheShell() async throws {
-        let finished = try await ProcessRunner.run("/bin/sh", ["-c", RemoteCommand.line(ExecRequest(argv: ["true"]))])
-        #expect(finished.status == 0)
-        #expect(RemoteCommand.splitMarker(finished.stderr.text).pid != nil)
-        let status = try await ProcessRunner.run("/bin/sh", ["-c", RemoteCommand.line(ExecRequest(argv: ["exit", "3"]))])
-        #expect(status.status == 3)
-        let missing = try await ProcessRunner.run("/bin/sh", ["-c", RemoteCommand.line(ExecRequest(argv: ["no-such-program-xyz"]))])
+    @Test("an argv runs that program, never a shell builtin of the same name")
+    func argvIsNeverABuiltin() async throws {
+        // dash's builtin echo would turn \n into a newline; /bin/echo prints it as is.
+        let finished = try await ProcessRunner.run("/bin/sh", ["-c", RemoteCommand.line(ExecRequest(argv: ["echo", "a\\nb"]))])
+        #expect(finished.stdout.text == "a\\nb\n")
+        let missing = try await ProcessRunner.run("/bin/sh", ["-c", RemoteCommand.line(ExecRequest(argv: ["exit", "3"]))])
         #expect(missing.status == 127)
     }
 
-    @Test("a program named by a path runs in the shell's own process: no fork")
-    func pathProgramReplacesTheShell() async throws {
-        let finished = try await ProcessRunner.run("/bin/sh", ["-c", RemoteCommand.line(ExecRequest(argv: ["/bin/sh", "-c", "echo $$"]))])
-        let pid = try #require(RemoteCommand.splitMarker(finished.stderr.text).pid)
-        #expect(finished.stdout.text == "\(pid)\n")
+    /// Runs `line` as sshd would: the login shell /bin/sh, named `name` in $0.
+    private func asLoginShell(named name: String, _ line: String) async throws -> (pid: Int?, stdout: String, status: Int) {
+        let finished = try await ProcessRunner.run("/bin/bash", ["-c", "exec -a \"$1\" /bin/sh -c \"$2\"", "bash", name, line])
+        return (RemoteCommand.splitMarker(finished.stderr.text).pid, finished.stdout.text, finished.status)
+    }
+
+    @Test("a string command runs in a login shell that is sh, and under /bin/sh -c in any other")
+    func stringCommands() async throws {
+        let script = ExecRequest(argv: ExecRequest.shellArgv("echo $$ $0; exit 3"))
+        let inSh = try await asLoginShell(named: "sh", RemoteCommand.line(script))
+        #expect(inSh.stdout == "\(try #require(inSh.pid)) sh\n")
+        #expect(inSh.status == 3)
+        let inBash = try await asLoginShell(named: "bash", RemoteCommand.line(script))
+        #expect(inBash.stdout == "\(try #require(inBash.pid)) /bin/sh\n")
+        #expect(inBash.status == 3)
+        let quoted = try await asLoginShell(named: "sh", RemoteCommand.line(ExecRequest(argv: ExecRequest.shellArgv("printf '%s' \"it's\""))))
+        #expect(quoted.stdout == "it's")
     }
 
     @Test("a missing cwd exits 126 with a message")
