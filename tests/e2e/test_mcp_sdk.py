@@ -19,7 +19,7 @@ from typing import Any, AsyncIterator
 import anyio
 import pytest
 
-from mcp import ClientSession, StdioServerParameters
+from mcp import Client, ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
 from conftest import TIMEOUT, server_env
@@ -117,6 +117,32 @@ def test_initialize_and_tool_schemas(vs_bin: Path, vs_home: Path, tmp_path: Path
             by_name = {t.name: t for t in tools}
             assert "vm_id" in by_name["exec"].input_schema.get("properties", {})
             assert "command" in by_name["exec"].input_schema.get("properties", {})
+
+    run_async(body)
+
+
+def test_high_level_client_in_auto_mode(vs_bin: Path, fresh_home: Path, tmp_path: Path,
+                                       backend_env: dict[str, str]) -> None:
+    """`mcp.Client` as shipped (mode="auto") first probes `server/discover`
+    (MCP 2026-07-28); vers-swarm speaks the handshake era, answers -32601, and
+    the client falls back to `initialize`: the tools work the same."""
+
+    async def body() -> None:
+        params = StdioServerParameters(command=str(vs_bin), args=["serve"],
+                                       env={"VERS_SWARM_HOME": server_env(fresh_home)["VERS_SWARM_HOME"], **backend_env})
+        async with Client(params) as client:
+            assert client.protocol_version == "2025-11-25"
+            assert EXPECTED_TOOLS <= {t.name for t in (await client.list_tools()).tools}
+            vm = structured(await client.call_tool("create_vm", {}))["vm_id"]
+            try:
+                ok = await client.call_tool("exec", {"vm_id": vm, "command": "echo auto"})
+                assert not ok.is_error and structured(ok)["stdout"] == "auto\n", ok
+                failed = await client.call_tool("exec", {"vm_id": vm, "command": "exit 3"})
+                assert failed.is_error and structured(failed)["exit_code"] == 3, failed
+            finally:
+                deleted = structured(await client.call_tool("delete", {"vm_ids": [vm]}))
+            assert deleted["deleted"] == [vm], deleted
+            assert structured(await client.call_tool("list_vms", {}))["vms"] == []
 
     run_async(body)
 
