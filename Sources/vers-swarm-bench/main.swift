@@ -14,8 +14,8 @@
 //       per-exec latency of `true` over the pooled libssh2 session vs OpenSSH
 //       with ControlMaster vs a fresh `ssh` each time (same sshd, same user),
 //       vs spawning `sh -c true` locally, taking turns in rounds (medians);
-//       and the TCP/TLS handshakes the N pooled execs needed. Goals: ≥3× ControlMaster, ≥50× fresh ssh, within 3× of local,
-//       1 handshake.
+//       and the TCP/TLS handshakes the N pooled execs needed. Goals: ≥3×
+//       ControlMaster, ≥50× fresh ssh, within 3× of local, 1 handshake.
 //
 //   vers-swarm-bench registry-stress --home DIR --ops N --tag T
 //       One process's share of a concurrent registry load: N rounds of
@@ -136,10 +136,6 @@ func spawn(_ argv: [String]) async throws -> Int {
                                           output: .discarded, error: .discarded)
     if case .exited(let code) = result.terminationStatus { return Int(code) }
     return -1
-}
-
-func perExec(_ count: Int, _ body: () async throws -> Void) async throws -> Double {
-    try await elapsed { for _ in 0..<count { try await body() } } / Double(count)
 }
 
 func sshLatency(execs: Int, rounds: Int) async throws {
