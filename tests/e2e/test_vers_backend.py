@@ -57,6 +57,7 @@ from conftest import (
 
 GET_VMS = "GET /api/v1/vms"
 NEW_ROOT = "POST /api/v1/vm/new_root"
+BRANCHES = "POST /api/v1/vm/branch/by_commit/{commit_id}"
 DELETE_VM = "DELETE /api/v1/vm/{vm_id}"
 EXEC_ENDPOINT = "POST /api/v1/vm/{vm_id}/exec"
 STREAM_ENDPOINT = "POST /api/v1/vm/{vm_id}/exec/stream"
@@ -519,8 +520,7 @@ def test_partial_branch_is_rolled_back(own_rig: VersRig) -> None:
         assert re.search(r"stopped|part-?way|partial|only", msg, re.I), f"the error does not say the branch stopped part-way: {msg!r}"
         assert re.search(r"quota|limit", msg, re.I), f"the error does not say why (the quota): {msg!r}"
         after = rig.counters()
-        assert requests_of(after, "POST /api/v1/vm/branch/by_commit/{commit_id}") > \
-            requests_of(before, "POST /api/v1/vm/branch/by_commit/{commit_id}"), after["requests"]
+        assert requests_of(after, BRANCHES) > requests_of(before, BRANCHES), after["requests"]
         assert rig.live() == 1, f"VMs of the partial branch are still live: {rig.live() - 1}"
         listed = [v["vm_id"] for v in tool_ok(srv, "list_vms", {})["vms"]]
         assert listed == [golden], f"list_vms after the failed branch: {listed}"
@@ -539,8 +539,7 @@ def test_branch_whose_answer_was_lost_leaves_nothing_behind(rig: VersRig) -> Non
         before = rig.counters()
         msg = tool_error_text(srv.call_tool_raw("branch", {"from": commit_id, "count": 3}), "branch under a lost answer")
         after = rig.counters()
-        branches = "POST /api/v1/vm/branch/by_commit/{commit_id}"
-        assert requests_of(after, branches) - requests_of(before, branches) == 1, "branch was retried"
+        assert requests_of(after, BRANCHES) - requests_of(before, BRANCHES) == 1, "branch was retried"
         assert "504" in msg and "3 VM(s) it made anyway were found" in msg and "deleted" in msg, msg
         assert rig.live() == rig.baseline + 1, f"children of the lost branch are still live: {rig.live() - rig.baseline - 1}"
         assert [v["vm_id"] for v in tool_ok(srv, "list_vms", {})["vms"]] == [golden]
@@ -555,8 +554,7 @@ def test_swarm_map_uses_the_vms_of_a_lost_branch_answer(rig: VersRig) -> None:
         sc = result["structuredContent"]
         assert not result.get("isError") and sc["summary"]["ok"] == 3, json.dumps(sc)[:3000]
         assert all(r["stdout"] == "golden\n" for r in sc["results"]), sc["results"]
-        branches = "POST /api/v1/vm/branch/by_commit/{commit_id}"
-        assert requests_of(rig.counters(), branches) - requests_of(before, branches) == 1, \
+        assert requests_of(rig.counters(), BRANCHES) - requests_of(before, BRANCHES) == 1, \
             "the swarm branched again instead of using the VMs the lost answer made"
         assert rig.live() == rig.baseline + 1, f"the swarm left {rig.live() - rig.baseline - 1} VM(s) live"
 

@@ -57,8 +57,7 @@ public final class VersProvider: VMProvider {
         } catch let error as ProviderError where error.kind == .backend {
             failure = error
         }
-        try await Task.sleep(for: .seconds(1))
-        if let made = try? await list().first(where: { $0.labels[VMLabel.request] == request }) {
+        if let made = await listAfterLostAnswer().first(where: { $0.labels[VMLabel.request] == request }) {
             logger.warning("the create answer was lost; found the VM it made", metadata: ["vm_id": "\(made.vmID)", "error": "\(failure)"])
             return CreatedVM(vmID: made.vmID, warnings: ["the Vers API's answer to the create was lost (\(failure.message)); the VM it made was found by its request label and is this one"])
         }
@@ -121,8 +120,7 @@ public final class VersProvider: VMProvider {
     /// metadata's parent) and not before the call. More than `atMost` is
     /// not ours to judge: none are taken then.
     private func lostChildren(of commitID: String, since: Date, atMost: Int) async -> [String] {
-        try? await Task.sleep(for: .seconds(1))
-        guard let vms = try? await list() else { return [] }
+        let vms = await listAfterLostAnswer()
         let earliest = since.addingTimeInterval(-120)  // allows for clock skew
         var found: [String] = []
         for vm in vms where vm.labels[VMLabel.owner] == nil && (vm.createdAt.map { $0 >= earliest } ?? true) {
@@ -135,6 +133,13 @@ public final class VersProvider: VMProvider {
             return []
         }
         return found
+    }
+
+    /// This owner's VMs, a second after an answer was lost (the service may
+    /// still be finishing the call); none when the list cannot be had.
+    private func listAfterLostAnswer() async -> [ProviderVM] {
+        try? await Task.sleep(for: .seconds(1))
+        return (try? await list()) ?? []
     }
 
     /// An RFC 3339 time, with or without fractional seconds.
